@@ -1,0 +1,35 @@
+"""The ``accoil-transform`` command line: one module per subcommand.
+
+Each subcommand module has ``register(subparsers)``, which adds its parser and sets
+``func``: a callable taking the parsed arguments and returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import config, export, run, serve, sync
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accoil-transform",
+        description="Move Amplitude events into Accoil: read, transform, write or deliver.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (run, sync, export, serve, config):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``accoil-transform`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""An HTTP client for Accoil's ingress endpoints, on pooled ``requests`` sessions.
+
+One ``requests.Session`` per worker thread (sessions are not documented as
+thread-safe), each with keep-alive connections; the client as a whole holds as many
+connections as there are workers. The API key travels as the format's
+:class:`~accoil_transform.formats.AuthScheme` says; it is kept in a :class:`Secret`
+and scrubbed from every message this module produces. TLS verification is always on.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from accoil_transform.formats import AuthScheme, auth_headers, with_body_api_key
+
+from .retry import parse_retry_after
+
+#: How many bytes of a response body are kept for the dead-letter file and errors.
+RESPONSE_START_BYTES = 512
+
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+"""(connect, read) timeouts in seconds."""
+
+
+class DeliveryError(RuntimeError):
+    """Delivery cannot go on (wrong key, bad URL, TLS failure...).
+
+    When raised by ``send``, ``report`` holds the partial ``DeliveryReport``.
+    """
+
+    report: Any = None
+
+
+class TransportError(DeliveryError):
+    """A try failed without an HTTP status (connection refused or dropped, timeout)."""
+
+
+class Secret:
+    """A string that does not show itself in ``repr``, ``str`` or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("the API key must be a non-empty string")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the key (raw, base64 Basic form and JSON-escaped) masked."""
+        for form in self._forms():
+            text = text.replace(form, "***")
+        return text
+
+    def _forms(self) -> tuple[str, ...]:
+        b64 = base64.b64encode(f"{self._value}:".encode()).decode("ascii")
+        return (self._value, b64, b64.rstrip("="))
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    """What came back for one try: the status, ``Retry-After`` and the body's start."""
+
+    status: int
+    retry_after: float | None
+    response_start: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class AccoilClient:
+    """POST one call body to an Accoil URL, with auth, pooling and timeouts.
+
+    >>> client = AccoilClient("key", AuthScheme.RAW_BASIC, pool_size=32)
+    >>> client.post("https://in.accoil.com/v2/track", b'{"userId": "u", "event": "E"}')
+    """
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        auth: AuthScheme,
+        *,
+        pool_size: int = 16,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        user_agent: str = "accoil-transform",
+    ) -> None:
+        self._key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        self.auth = AuthScheme(auth)
+        self.pool_size = max(1, pool_size)
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self._env: dict[str, dict[str, object]] = {}
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"AccoilClient(auth={self.auth.value!r}, pool_size={self.pool_size})"
+
+    @property
+    def secret(self) -> Secret:
+        return self._key
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            if self._closed:
+                raise DeliveryError("the client is closed")
+            session = requests.Session()
+            # One connection per host per thread; pool_size threads in all.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=1, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            # Environment settings (proxies, CA bundle) are resolved once per URL in
+            # _settings(); reading them on every request costs more than the request.
+            session.trust_env = False
+            session.headers.update(
+                {"Content-Type": "application/json", "User-Agent": self.user_agent}
+                | auth_headers(self.auth, self._key.reveal())
+            )
+            with self._lock:
+                self._sessions.append(session)
+            self._local.session = session
+        return session
+
+    def _settings(self, url: str) -> dict[str, object]:
+        """Proxies and CA bundle for ``url`` from the environment; ``verify`` is never off."""
+        settings = self._env.get(url)
+        if settings is None:
+            with requests.Session() as probe:
+                merged = probe.merge_environment_settings(url, {}, None, True, None)
+            verify = merged.get("verify")
+            settings = {
+                "proxies": merged.get("proxies") or {},
+                "verify": verify if isinstance(verify, str) and verify else True,
+            }
+            self._env[url] = settings
+        return settings
+
+    def post(self, url: str, body: bytes) -> HttpResult:
+        """Send one call. Raises :class:`TransportError` when no status came back."""
+        if self.auth is AuthScheme.BODY_API_KEY:
+            body = with_body_api_key(body, self._key.reveal())
+        try:
+            resp = self._session().post(url, data=body, timeout=self.timeout, **self._settings(url))
+        except requests.exceptions.SSLError as exc:
+            raise DeliveryError(self._describe("TLS verification failed", exc)) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise TransportError(self._describe("no response", exc)) from None
+        except requests.exceptions.RequestException as exc:
+            raise DeliveryError(self._describe("request failed", exc)) from None
+        start = resp.content[:RESPONSE_START_BYTES].decode("utf-8", errors="replace")
+        return HttpResult(
+            status=resp.status_code,
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            response_start=self._key.scrub(start),
+        )
+
+    def _describe(self, what: str, exc: BaseException) -> str:
+        return self._key.scrub(f"{what}: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    def __enter__(self) -> AccoilClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

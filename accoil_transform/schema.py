@@ -1,0 +1,61 @@
+"""The canonical event frame every reader produces, and the columns it is made from.
+
+Every input (Export API zip, hourly files, Parquet, warehouse extracts, in-memory
+frames) becomes this one shape before any rule runs. The nested columns stay JSON
+text: ``groups`` and ``group_properties`` have group ids as keys, so inferring them as
+structs would create one field per id ever seen (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+#: Nested Amplitude columns, always carried as JSON text.
+JSON_COLUMNS: tuple[str, ...] = (
+    "event_properties",
+    "user_properties",
+    "groups",
+    "group_properties",
+)
+
+#: Alternative spellings found in warehouse extracts (lower-cased first).
+COLUMN_ALIASES: dict[str, str] = {
+    "$insert_id": "insert_id",
+    "_insert_id": "insert_id",
+    "insert_id": "insert_id",
+}
+
+#: Canonical columns, in order. ``user_id`` holds the configured user-id *column*
+#: (cast to text); property-based user ids are resolved from the JSON columns.
+CANONICAL_SCHEMA: dict[str, pl.DataType] = {
+    "_row": pl.UInt64(),
+    "_source": pl.String(),
+    "_line": pl.Int64(),
+    "_malformed": pl.String(),
+    "_raw": pl.String(),
+    "uuid": pl.String(),
+    "insert_id": pl.String(),
+    "device_id": pl.String(),
+    "user_id": pl.String(),
+    "event_type": pl.String(),
+    "event_time": UTC_DATETIME,
+    **{name: pl.String() for name in JSON_COLUMNS},
+}
+
+#: What the NDJSON reader asks for; everything else in a line is skipped unparsed.
+def ndjson_read_schema(user_id_column: str | None) -> dict[str, pl.DataType]:
+    schema: dict[str, pl.DataType] = {
+        "uuid": pl.String(),
+        "$insert_id": pl.String(),
+        "insert_id": pl.String(),
+        "device_id": pl.String(),
+        "user_id": pl.String(),
+        "event_type": pl.String(),
+        "event_time": pl.String(),
+        **{name: pl.String() for name in JSON_COLUMNS},
+    }
+    if user_id_column and user_id_column not in schema:
+        schema[user_id_column] = pl.String()
+    return schema

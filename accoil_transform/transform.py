@@ -1,0 +1,310 @@
+"""The transform: selection (SPEC §2), mapping (§3) and groups (§4), with no I/O.
+
+:class:`Transformer` takes canonical event frames one batch at a time (a zip member, a
+file, a streaming chunk) and keeps only per-user and per-account state between them,
+so memory is bounded by a batch, not by the input. :func:`transform` runs it on one
+frame or an iterable of them and returns every frame at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from .config import PLACEHOLDER_USER_IDS, FieldRef, TransformConfig
+from .groups import group_traits_json, primary_groups
+from .jsonexpr import json_object_from_pairs, json_value_at, jsonpath_key
+from .report import DROP_REASONS, TransformReport
+
+IDENTIFY_EVENT_TYPES = ("$identify", "$groupidentify")
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.3fZ"
+
+TRACKS_SCHEMA: dict[str, pl.DataType] = {
+    "_row": pl.UInt64(),
+    "dedup_key": pl.String(),
+    "event_time": pl.Datetime("us", "UTC"),
+    "userId": pl.String(),
+    "event": pl.String(),
+    "timestamp": pl.String(),
+    "properties": pl.String(),
+    "groupId": pl.String(),
+    "groupType": pl.String(),
+    "groupTraits": pl.String(),
+}
+IDENTIFIES_SCHEMA: dict[str, pl.DataType] = {
+    "userId": pl.String(),
+    "traits": pl.String(),
+    "timestamp": pl.String(),
+    "event_time": pl.Datetime("us", "UTC"),
+}
+GROUPS_SCHEMA: dict[str, pl.DataType] = {
+    "groupId": pl.String(),
+    "userId": pl.String(),
+    "traits": pl.String(),
+    "timestamp": pl.String(),
+    "event_time": pl.Datetime("us", "UTC"),
+}
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "line": pl.Int64(),
+    "reason": pl.String(),
+    "raw": pl.String(),
+}
+
+
+# --------------------------------------------------------------------------- expressions
+
+
+def dedup_key() -> pl.Expr:
+    """The duplicate key: ``uuid``, else (``$insert_id``, ``device_id``), else none."""
+    uuid = pl.col("uuid").str.strip_chars()
+    insert_id = pl.col("insert_id").str.strip_chars()
+    return (
+        pl.when(uuid.is_not_null() & (uuid != ""))
+        .then(pl.lit("u:") + uuid)
+        .when(insert_id.is_not_null() & (insert_id != ""))
+        .then(pl.lit("i:") + insert_id + pl.lit("\x1f") + pl.col("device_id").fill_null(""))
+    )
+
+
+def property_value(ref: FieldRef) -> pl.Expr:
+    """The JSON text of a property (SPEC §3): ``event_properties`` first, then ``user_properties``."""
+    if ref.scope == "column":
+        raise ValueError(f"{ref.name!r}: a property must come from a JSON column")
+    if ref.scope is not None:
+        return json_value_at(pl.col(ref.scope), ref.name)
+    return pl.coalesce(
+        json_value_at(pl.col("event_properties"), ref.name),
+        json_value_at(pl.col("user_properties"), ref.name),
+    )
+
+
+def properties_object(refs: Iterable[FieldRef]) -> pl.Expr:
+    """The ``properties`` object of a track record; absent properties are left out."""
+    return json_object_from_pairs([(ref.name, property_value(ref)) for ref in refs])
+
+
+def user_traits_object(config: TransformConfig) -> pl.Expr:
+    """Identify traits: the configured user traits, then the additional properties."""
+    pairs = [(name, json_value_at(pl.col("user_properties"), name)) for name in config.user_traits]
+    pairs += [(ref.name, property_value(ref)) for ref in config.property_refs]
+    # A later pair with the same key wins, as in a dict literal.
+    merged = dict(pairs)
+    return json_object_from_pairs(list(merged.items()))
+
+
+def user_id(ref: FieldRef) -> pl.Expr:
+    """``userId`` as trimmed text from the configured source; null when unusable."""
+    if ref.scope == "column":
+        raw = pl.col("user_id")
+    else:
+        raw = pl.col(ref.scope or "user_properties").str.json_path_match(
+            pl.lit("$") + jsonpath_key(ref.name)
+        )
+    trimmed = raw.str.strip_chars()
+    placeholder = trimmed.str.to_lowercase().is_in(list(PLACEHOLDER_USER_IDS))
+    return pl.when(~placeholder).then(trimmed)
+
+
+def drop_reason(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
+    """The first drop reason that applies, in SPEC §2 order; null for a kept row."""
+    event_type = pl.col("event_type")
+    unwanted = pl.lit(False)
+    if config.include_events:
+        unwanted = ~event_type.is_in(list(config.include_events))
+    if config.exclude_events:
+        unwanted = unwanted | event_type.is_in(list(config.exclude_events))
+    return (
+        pl.when(pl.col("_malformed").is_not_null())
+        .then(pl.lit("malformed"))
+        .when(duplicate)
+        .then(pl.lit("duplicate"))
+        .when(pl.col("userId").is_null())
+        .then(pl.lit("no_user_id"))
+        .when(event_type.is_in(list(IDENTIFY_EVENT_TYPES)))
+        .then(pl.lit("identify_call"))
+        .when(unwanted)
+        .then(pl.lit("event_type"))
+    )
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _latest(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Per key, the row with the greatest event_time; on a tie, the last in input order."""
+    return frame.sort(["event_time", "_row"]).unique(by, keep="last", maintain_order=False)
+
+
+@dataclass
+class TransformResult:
+    """Every output of a transform run, as polars frames.
+
+    Attributes:
+        tracks: one row per kept event: ``userId``, ``event``, ``timestamp``,
+            ``properties`` and ``groupTraits`` (JSON text), plus ``groupId``/``groupType``
+            of the primary group and ``event_time``/``dedup_key``/``_row`` for ordering.
+        identifies: one row per distinct userId (SPEC §5).
+        groups: one row per distinct (userId, primary groupId) pair (SPEC §5).
+        quarantine: the malformed rows: source, line, reason and the raw text.
+        report: counts of rows read, kept, and dropped by reason.
+    """
+
+    tracks: pl.DataFrame
+    identifies: pl.DataFrame
+    groups: pl.DataFrame
+    quarantine: pl.DataFrame
+    report: TransformReport
+
+
+@dataclass
+class Transformer:
+    """Incremental transform over canonical batches with bounded state.
+
+    Call :meth:`feed` with each canonical frame in input order; it returns that
+    batch's track records. :meth:`finish` returns the identify and group records.
+    State between batches: the dedup keys seen, each user's latest kept event and each
+    (user, group) pair's latest event.
+    """
+
+    config: TransformConfig = field(default_factory=TransformConfig)
+    report: TransformReport = field(default_factory=TransformReport)
+    strict: bool = False
+    _seen: pl.Series = field(default_factory=lambda: pl.Series("k", [], pl.String))
+    _users: pl.DataFrame | None = None
+    _pairs: pl.DataFrame | None = None
+    _quarantine: list[pl.DataFrame] = field(default_factory=list)
+
+    def feed(self, canonical: pl.DataFrame) -> pl.DataFrame:
+        """Apply SPEC §2–4 to one batch and return its track records (TRACKS_SCHEMA)."""
+        cfg = self.config
+        frame = canonical.with_columns(
+            userId=user_id(cfg.user_id_ref),
+            dedup_key=pl.when(pl.col("_malformed").is_null()).then(dedup_key()),
+        )
+        key = pl.col("dedup_key")
+        duplicate = key.is_not_null() & (
+            key.is_in(self._seen.implode()) | ~key.is_first_distinct()
+        )
+        frame = frame.with_columns(_reason=drop_reason(cfg, duplicate=duplicate))
+        self._remember_keys(frame)
+        self._account(frame)
+
+        kept = frame.filter(pl.col("_reason").is_null())
+        primary = primary_groups(kept)
+        tracks = kept.join(primary, on="_row", how="left").select(
+            "_row",
+            "dedup_key",
+            "event_time",
+            "userId",
+            pl.col("event_type").replace(cfg.event_rename).alias("event")
+            if cfg.event_rename
+            else pl.col("event_type").alias("event"),
+            pl.col("event_time").dt.strftime(TIMESTAMP_FORMAT).alias("timestamp"),
+            properties_object(cfg.property_refs).alias("properties"),
+            pl.col("group_id").alias("groupId"),
+            pl.col("group_type").alias("groupType"),
+            group_traits_json(pl.col("group_id"), pl.col("group_traits")).alias("groupTraits"),
+        )
+        self._update_users(kept)
+        self._update_pairs(tracks.join(primary.select("_row", "group_traits"), on="_row"))
+        return tracks
+
+    def _remember_keys(self, frame: pl.DataFrame) -> None:
+        new = frame.filter(pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate"))
+        if not new.is_empty():
+            self._seen = pl.concat([self._seen, new["dedup_key"].alias("k")])
+
+    def _account(self, frame: pl.DataFrame) -> None:
+        counts = frame.group_by("_reason").len()
+        self.report.rows_read += frame.height
+        for reason, n in counts.iter_rows():
+            if reason is None:
+                self.report.kept += n
+            else:
+                self.report.dropped[reason] = self.report.dropped.get(reason, 0) + n
+        bad = frame.filter(pl.col("_reason") == "malformed")
+        if bad.is_empty():
+            return
+        if self.strict:
+            from .errors import InputError
+
+            first = bad.row(0, named=True)
+            raise InputError(first["_source"], first["_malformed"], line=first["_line"])
+        self._quarantine.append(
+            bad.select(
+                pl.col("_source").alias("source"),
+                pl.col("_line").alias("line"),
+                pl.col("_malformed").alias("reason"),
+                pl.col("_raw").alias("raw"),
+            )
+        )
+
+    def _update_users(self, kept: pl.DataFrame) -> None:
+        latest = _latest(
+            kept.select("userId", "event_time", "_row", "user_properties", "event_properties"),
+            ["userId"],
+        )
+        self._users = latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
+
+    def _update_pairs(self, tracks: pl.DataFrame) -> None:
+        latest = _latest(
+            tracks.select("userId", "groupId", "event_time", "_row", "group_traits"),
+            ["userId", "groupId"],
+        )
+        self._pairs = latest if self._pairs is None else _latest(pl.concat([self._pairs, latest]), ["userId", "groupId"])
+
+    def finish(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The identify and group records, after the last batch."""
+        stamp = pl.col("event_time").dt.strftime(TIMESTAMP_FORMAT).alias("timestamp")
+        if self._users is None or self._users.is_empty():
+            identifies = pl.DataFrame(schema=IDENTIFIES_SCHEMA)
+        else:
+            identifies = self._users.sort(["event_time", "_row"]).select(
+                "userId", user_traits_object(self.config).alias("traits"), stamp, "event_time"
+            )
+        if self._pairs is None or self._pairs.is_empty():
+            groups = pl.DataFrame(schema=GROUPS_SCHEMA)
+        else:
+            groups = self._pairs.sort(["event_time", "_row"]).select(
+                "groupId", "userId", pl.col("group_traits").alias("traits"), stamp, "event_time"
+            )
+        self.report.calls = {"identify": identifies.height, "group": groups.height}
+        return identifies, groups
+
+    @property
+    def quarantine(self) -> pl.DataFrame:
+        if not self._quarantine:
+            return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        return pl.concat(self._quarantine)
+
+
+def transform(
+    events: pl.DataFrame | Iterable[pl.DataFrame],
+    config: TransformConfig | None = None,
+    *,
+    strict: bool = False,
+    keep_columns: list[str] | None = None,
+) -> TransformResult:
+    """Run SPEC §2–4 over canonical event frames and return every output frame.
+
+    ``events`` is a canonical frame (see :func:`accoil_transform.read_events`) or an
+    iterable of them in input order; an iterable is consumed one batch at a time.
+    ``keep_columns`` limits the track columns kept between batches (all by default).
+    """
+    t = Transformer(config or TransformConfig(), strict=strict)
+    batches = [events] if isinstance(events, pl.DataFrame) else events
+    parts = []
+    for batch in batches:
+        tracks = t.feed(batch)
+        parts.append(tracks.select(keep_columns) if keep_columns else tracks)
+    schema = {c: TRACKS_SCHEMA[c] for c in keep_columns} if keep_columns else TRACKS_SCHEMA
+    tracks = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    identifies, groups = t.finish()
+    t.report.calls["track"] = tracks.height
+    return TransformResult(tracks, identifies, groups, t.quarantine, t.report)
+
+
+__all__ = ["DROP_REASONS", "TransformResult", "Transformer", "transform"]
