@@ -97,12 +97,19 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
     with_props = primary.join(
         frame.select("_row", "group_properties"), on="_row", how="left"
     )
+    # Events of one account usually carry the same group_properties text, so the
+    # (per-row, uncached) JSONPath lookup runs once per distinct (text, type, id).
+    keys = ["group_properties", "group_type", "group_id"]
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
-    out = with_props.with_columns(
-        _traits=pl.when(traits.str.starts_with("{")).then(traits)
-    ).with_columns(group_traits=with_group_type(pl.col("_traits"), pl.col("group_type")))
-    out = _override_group_type_keys(out)
+    lookups = (
+        with_props.select(keys)
+        .unique()
+        .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
+        .with_columns(group_traits=with_group_type(pl.col("_traits"), pl.col("group_type")))
+    )
+    lookups = _override_group_type_keys(lookups)
+    out = with_props.join(lookups, on=keys, how="left", nulls_equal=True)
     return out.select("_row", *PRIMARY_GROUP_SCHEMA)
 
 
@@ -127,18 +134,16 @@ def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:
     Rare in practice, so these few rows are rebuilt with a JSON parser.
     """
     mask = pl.col("_traits").str.contains('"group_type"', literal=True).fill_null(False)
-    fix = frame.filter(mask)
-    if fix.is_empty():
+    if not frame.select(mask.any()).item():
         return frame
     rebuilt = [
-        orjson.dumps({**orjson.loads(t), "group_type": gt}).decode()
-        for t, gt in zip(fix["_traits"], fix["group_type"], strict=True)
+        orjson.dumps({**orjson.loads(t), "group_type": gt}).decode() if m else None
+        for t, gt, m in zip(
+            frame["_traits"], frame["group_type"], frame.select(mask).to_series(), strict=True
+        )
     ]
-    fixed = fix.select("_row", pl.Series("_fixed", rebuilt, pl.String))
-    return (
-        frame.join(fixed, on="_row", how="left")
-        .with_columns(group_traits=pl.coalesce("_fixed", "group_traits"))
-        .drop("_fixed")
+    return frame.with_columns(
+        group_traits=pl.coalesce(pl.Series(rebuilt, dtype=pl.String), pl.col("group_traits"))
     )
 
 

@@ -12,7 +12,7 @@ import polars as pl
 from .config import TransformConfig
 from .errors import InputError
 from .jsonexpr import to_json_text
-from .schema import CANONICAL_SCHEMA, COLUMN_ALIASES, JSON_COLUMNS, UTC_DATETIME
+from .schema import CANONICAL_SCHEMA, JSON_COLUMNS, UTC_DATETIME, canonical_name
 
 _NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 _ZONED_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
@@ -52,6 +52,14 @@ def _time_to_utc(col: str, dtype: pl.DataType, source: str) -> pl.Expr:
 def _text(col: str, dtype: pl.DataType, source: str, *, what: str) -> pl.Expr:
     if isinstance(dtype, _TEXT_TYPES):
         return pl.col(col).cast(pl.String)
+    if dtype.is_float():
+        # An integer id column with nulls often arrives as floats: 12345.0 is "12345".
+        whole = pl.col(col) == pl.col(col).floor()
+        return (
+            pl.when(whole & pl.col(col).is_finite())
+            .then(pl.col(col).cast(pl.Int64, strict=False).cast(pl.String))
+            .otherwise(pl.col(col).cast(pl.String))
+        )
     if dtype.is_numeric() or isinstance(dtype, pl.Boolean):
         return pl.col(col).cast(pl.String)
     if isinstance(dtype, pl.Null):
@@ -59,20 +67,25 @@ def _text(col: str, dtype: pl.DataType, source: str, *, what: str) -> pl.Expr:
     raise InputError(source, f"column {col!r} has type {dtype}; expected {what}")
 
 
-def _canonical_names(columns: list[str]) -> dict[str, str]:
-    """Map each input column to its canonical name; later duplicates lose."""
-    renames: dict[str, str] = {}
-    taken: set[str] = set()
-    # Prefer an exact lower-case name over an alias ("$insert_id" over "_insert_id").
-    ordered = sorted(columns, key=lambda c: (c.lower() not in ("$insert_id",), c != c.lower()))
-    for col in ordered:
-        lower = col.lower()
-        name = COLUMN_ALIASES.get(lower, lower)
-        if name in taken:
+def _canonical_columns(schema: pl.Schema) -> list[pl.Expr]:
+    """One expression per canonical column; several spellings of one column are coalesced.
+
+    ``$insert_id`` is preferred over ``_insert_id`` and ``insert_id``, and an exact
+    lower-case name over other spellings.
+    """
+    spellings: dict[str, list[str]] = {}
+    for col in schema.names():
+        spellings.setdefault(canonical_name(col), []).append(col)
+    exprs = []
+    for name, cols in spellings.items():
+        if len(cols) == 1:
+            exprs.append(pl.col(cols[0]).alias(name))
             continue
-        taken.add(name)
-        renames[col] = name
-    return renames
+        cols.sort(key=lambda c: (c.lower() != "$insert_id", c != name))
+        same_type = len({schema[c] for c in cols}) == 1
+        parts = [pl.col(c) if same_type else pl.col(c).cast(pl.String) for c in cols]
+        exprs.append(pl.coalesce(parts).alias(name))
+    return exprs
 
 
 def normalize_frame(
@@ -93,9 +106,11 @@ def normalize_frame(
         InputError: a required column is missing or has a type that can't be events.
     """
     lf = frame.lazy()
-    schema = lf.collect_schema()
-    renames = _canonical_names(list(schema.names()))
-    lf = lf.select([pl.col(orig).alias(new) for orig, new in renames.items()])
+    try:
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(source, f"not a readable table ({exc})") from None
+    lf = lf.select(_canonical_columns(schema))
     schema = lf.collect_schema()
 
     uid = config.user_id_ref

@@ -45,12 +45,8 @@ def write_dry_run(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = dry_run_lines(calls, fmt, base_url=base_url, url=url)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for chunk in lines.to_frame().iter_slices(100_000):
-            text = "\n".join(chunk.to_series().to_list())
-            if text:
-                fh.write(text)
-                fh.write("\n")
+    # One text column, written unquoted: each value is already a whole NDJSON line.
+    lines.to_frame().write_csv(path, include_header=False, quote_style="never")
     return path
 
 

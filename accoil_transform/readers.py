@@ -37,6 +37,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 #: ``<proj>/<proj>_<yyyy-mm-dd>_<H>#<n>.json.gz``: H is not zero-padded, n is not dense.
 EXPORT_MEMBER = re.compile(r"(?:^|/)(\d+)_(\d{4}-\d{2}-\d{2})_(\d{1,2})#(\d+)\.json(?:\.gz)?$")
@@ -77,7 +78,9 @@ def _as_list(inputs: Source | Iterable[Source]) -> list[Source]:
 def _iter_path(spec: str) -> Iterator[RawInput]:
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _skippable(p))
+        files = sorted(
+            (p for p in path.rglob("*") if p.is_file() and not _skippable(p)), key=_file_order
+        )
         if not files:
             raise InputError(spec, "folder holds no event files")
         for f in files:
@@ -85,14 +88,19 @@ def _iter_path(spec: str) -> Iterator[RawInput]:
     elif path.is_file():
         yield from _iter_file(path)
     elif glob.has_magic(spec):
-        matches = sorted(Path(m) for m in glob.glob(spec, recursive=True))
-        files = [m for m in matches if m.is_file() and not _skippable(m)]
+        matches = (Path(m) for m in glob.glob(spec, recursive=True))
+        files = sorted((m for m in matches if m.is_file() and not _skippable(m)), key=_file_order)
         if not files:
             raise InputError(spec, "no file matches this pattern")
         for f in files:
             yield from _iter_file(f)
     else:
         raise InputError(spec, "no such file or folder")
+
+
+def _file_order(path: Path) -> tuple:
+    """Folder order: by directory, then as Export API members (date, hour, n), then name."""
+    return (str(path.parent), _member_order(path.name))
 
 
 def _skippable(path: Path) -> bool:
@@ -114,7 +122,12 @@ def _iter_file(path: Path) -> Iterator[RawInput]:
         else:
             yield RawInput(name, data)
     elif head == PARQUET_MAGIC:
-        yield RawInput(name, pl.scan_parquet(path))
+        try:
+            table = pl.scan_parquet(path)
+            table.collect_schema()
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(name, f"not a readable Parquet file ({exc})") from None
+        yield RawInput(name, table)
     else:
         yield RawInput(name, path.read_bytes())
 
@@ -200,6 +213,7 @@ def parse_ndjson(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl
     Raises:
         InputError: no line at all is a JSON object (the file is not NDJSON).
     """
+    data = data.removeprefix(UTF8_BOM)
     if not data or data.isspace():  # isspace stops at the first other byte
         return _empty_parsed(schema)
     expected_rows = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -214,6 +228,24 @@ def parse_ndjson(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl
             _raw=pl.lit(None, pl.String),
         )
     return _parse_lines(data, source, schema)
+
+
+def first_keys(data: bytes, lines: int = 20) -> list[str]:
+    """The keys of the first JSON object among the first ``lines`` lines (for column spellings)."""
+    start = 0
+    for _ in range(lines):
+        end = data.find(b"\n", start)
+        line = data[start:] if end < 0 else data[start:end]
+        try:
+            value = orjson.loads(line.removeprefix(UTF8_BOM))
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return list(value)
+        if end < 0:
+            break
+        start = end + 1
+    return []
 
 
 def _parse_lines(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -323,10 +355,11 @@ def read_events(
     """
     config = config or TransformConfig()
     uid = config.user_id_ref
-    schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
+    uid_column = uid.name if uid.scope == "column" else None
     next_row = 0
     for unit in prefetched(iter_raw_inputs(inputs)):
         if isinstance(unit.data, bytes):
+            schema = ndjson_read_schema(uid_column, first_keys(unit.data))
             parsed = parse_ndjson(unit.data, unit.name, schema)
             lines = parsed["_line"]
             frame = normalize_frame(

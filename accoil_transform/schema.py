@@ -8,6 +8,8 @@ structs would create one field per id ever seen (SPEC §1).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -44,18 +46,33 @@ CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.String() for name in JSON_COLUMNS},
 }
 
-#: What the NDJSON reader asks for; everything else in a line is skipped unparsed.
-def ndjson_read_schema(user_id_column: str | None) -> dict[str, pl.DataType]:
-    schema: dict[str, pl.DataType] = {
-        "uuid": pl.String(),
-        "$insert_id": pl.String(),
-        "insert_id": pl.String(),
-        "device_id": pl.String(),
-        "user_id": pl.String(),
-        "event_type": pl.String(),
-        "event_time": pl.String(),
-        **{name: pl.String() for name in JSON_COLUMNS},
+def canonical_name(column: str) -> str:
+    """The canonical name of an input column: lower-cased, insert-id aliases folded."""
+    lower = column.lower()
+    return COLUMN_ALIASES.get(lower, lower)
+
+
+def ndjson_read_schema(
+    user_id_column: str | None, keys: Iterable[str] = ()
+) -> dict[str, pl.DataType]:
+    """What the NDJSON reader asks for; everything else in a line is skipped unparsed.
+
+    ``keys`` are the keys seen in the file's first lines: any spelling of a wanted
+    column (``EVENT_TYPE``, ``_insert_id``) is read under that spelling, and the
+    normaliser folds it to the canonical name.
+    """
+    wanted = {
+        "uuid", "insert_id", "device_id", "user_id", "event_type", "event_time", *JSON_COLUMNS,
     }
-    if user_id_column and user_id_column not in schema:
-        schema[user_id_column] = pl.String()
+    if user_id_column:
+        wanted.add(canonical_name(user_id_column))
+    schema: dict[str, pl.DataType] = {}
+    found: set[str] = set()
+    for key in keys:
+        name = canonical_name(key)
+        if name in wanted:
+            schema[key] = pl.String()
+            found.add(name)
+    for name in sorted(wanted - found):
+        schema["$insert_id" if name == "insert_id" else name] = pl.String()
     return schema

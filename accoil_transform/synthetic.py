@@ -23,16 +23,21 @@ from __future__ import annotations
 import argparse
 import gzip
 import heapq
+import os
 import random
 import re
+import shutil
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 import zipfile
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import accumulate, pairwise
@@ -94,98 +99,30 @@ TIME_KEYS = (
 # --------------------------------------------------------------------------- pools
 
 _FIRST = (
-    "Ava",
-    "Liam",
-    "Zoë",
-    "José",
-    "Siobhán",
-    "Łukasz",
-    "Chloé",
-    "Søren",
-    "Mei",
-    "Arjun",
-    "Fatima",
-    "Noah",
-    "Olivia",
-    "Kenji",
-    "Amara",
-    "Mateo",
-    "Ingrid",
-    "Yusuf",
-    "Priya",
-    "Björn",
-    "Aoife",
-    "Diego",
-    "Hana",
-    "Émile",
-)
+    "Ava", "Liam", "Zoë", "José", "Siobhán", "Łukasz", "Chloé", "Søren", "Mei", "Arjun", "Fatima",
+    "Noah", "Olivia", "Kenji", "Amara", "Mateo", "Ingrid", "Yusuf", "Priya", "Björn", "Aoife",
+    "Diego", "Hana", "Émile",
+)  # fmt: skip
 _LAST = (
-    "Smith",
-    "García",
-    "Müller",
-    "O'Brien",
-    "Nakamura",
-    "Kowalski",
-    "Dubois",
-    "Rossi",
-    "Haddad",
-    "Patel",
-    "Johansson",
-    "Nguyen",
-    "Okafor",
-    "Silva",
-    "Cohen",
-    "Novák",
-    "Fernández",
-    "Kim",
-    "Larsen",
-    "Ivanova",
-)
+    "Smith", "García", "Müller", "O'Brien", "Nakamura", "Kowalski", "Dubois", "Rossi", "Haddad",
+    "Patel", "Johansson", "Nguyen", "Okafor", "Silva", "Cohen", "Novák", "Fernández", "Kim",
+    "Larsen", "Ivanova",
+)  # fmt: skip
 _COMPANIES = (
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Hooli",
-    "Stark Industries",
-    "Wayne Enterprises",
-    "Soylent",
-    "Vandelay Industries",
-    "Massive Dynamic",
-    "Nakatomi Trading",
-    "Cyberdyne",
-    "Tyrell",
-    "Wonka Industries",
-    "Aperture Science",
-    "Oscorp",
-    "Pied Piper",
-    "Dunder Mifflin",
-    "Bluth Company",
-    "Sterling Cooper",
-    "Monarch Solutions",
-    "Zürich Analytik",
-    "Café Olé",
-    "Krüger Logistik",
-    "Nordlys AS",
-)
+    "Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises",
+    "Soylent", "Vandelay Industries", "Massive Dynamic", "Nakatomi Trading", "Cyberdyne",
+    "Tyrell", "Wonka Industries", "Aperture Science", "Oscorp", "Pied Piper", "Dunder Mifflin",
+    "Bluth Company", "Sterling Cooper", "Monarch Solutions", "Zürich Analytik", "Café Olé",
+    "Krüger Logistik", "Nordlys AS",
+)  # fmt: skip
 #: (plan, monthly price per seat, typical seats)
 _TIERS = (
-    ("free", 0.0, 3),
-    ("starter", 12.0, 5),
-    ("growth", 25.5, 25),
-    ("business", 49.0, 80),
+    ("free", 0.0, 3), ("starter", 12.0, 5), ("growth", 25.5, 25), ("business", 49.0, 80),
     ("enterprise", 79.99, 400),
-)
+)  # fmt: skip
 _INDUSTRIES = (
-    "Fintech",
-    "Healthcare",
-    "E-commerce",
-    "Logistics",
-    "Education",
-    "Media",
-    "Manufacturing",
-    "SaaS",
-)
+    "Fintech", "Healthcare", "E-commerce", "Logistics", "Education", "Media", "Manufacturing", "SaaS",
+)  # fmt: skip
 _WORKSPACES = ("Marketing", "Product", "Finance", "Operations", "Growth", "Data")
 _ROLES = ("admin", "analyst", "analyst", "viewer", "viewer", "editor", "owner")
 _UTM = ("google", "linkedin", "direct", "newsletter", "g2", None)
@@ -208,8 +145,10 @@ _GEO = (
     ("Mexico", "Ciudad de México", "Ciudad de México", None, 19.4326, -99.1332, "Spanish"),
 )  # fmt: skip
 _WEB = "amplitude-ts/2.16.1"
-#: (weight, library, platform, os_name, os_version, device_type, device_family, device_brand,
-#:  device_manufacturer, device_model, device_carrier, version_name)
+#: (weight, *values of _ENV_KEYS)
+_ENV_KEYS = ("library", "platform", "os_name", "os_version", "device_type", "device_family",
+             "device_brand", "device_manufacturer", "device_model", "device_carrier",
+             "version_name")  # fmt: skip
 _ENVS = (
     (30, _WEB, "Web", "Chrome", "126", "Mac", "Mac", None, None, None, None, None),
     (25, _WEB, "Web", "Chrome", "125", "Windows", "Windows", None, None, None, None, None),
@@ -224,17 +163,11 @@ _ENVS = (
     (7, "http/2.0", None, None, None, None, None, None, None, None, None, None),
 )  # fmt: skip
 _PAGES = (
-    ("/", "Home"),
-    ("/dashboards", "Dashboards"),
-    ("/reports", "Reports"),
-    ("/reports/new", "New report"),
-    ("/settings/billing", "Billing"),
-    ("/settings/team", "Team"),
-    ("/integrations", "Integrations"),
-    ("/alerts", "Alerts"),
-    ("/search", "Search"),
+    ("/", "Home"), ("/dashboards", "Dashboards"), ("/reports", "Reports"),
+    ("/reports/new", "New report"), ("/settings/billing", "Billing"), ("/settings/team", "Team"),
+    ("/integrations", "Integrations"), ("/alerts", "Alerts"), ("/search", "Search"),
     ("/onboarding", "Get started"),
-)
+)  # fmt: skip
 _APP_DOMAIN = "app.lumenmetrics.io"
 _WORDS = (
     "pipeline", "revenue", "cohort", "retention", "funnel", "dashboard", "quarterly", "weekly",
@@ -269,7 +202,6 @@ _POOLS: dict[str, tuple[Any, ...]] = {
     "file_type": ("csv", "xlsx", "json", "parquet"),
     "metric": ("weekly_active_users", "revenue", "error_rate", "signups"),
     "alert_channel": ("email", "slack", "webhook"),
-    "plan": tuple(t[0] for t in _TIERS),
     "login_method": ("password", "google", "sso", "magic_link"),
     "scopes": (("read",), ("read", "write"), ("read", "write", "admin")),
     "referrer": ("https://www.google.com/", "https://www.linkedin.com/", None,
@@ -306,12 +238,12 @@ _EVENT_TYPES: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...] = (
     ("File Uploaded", 10, (("file_type", "file_type"), ("file_size_kb", "file_size"))),
     ("Alert Created", 10, (("metric", "metric"), ("threshold", "threshold"),
                            ("channel", "alert_channel"))),
-    ("Billing Page Viewed", 8, (("current_plan", "plan"),)),
-    ("Plan Upgraded", 2, (("from_plan", "plan"), ("to_plan", "plan"))),
+    ("Billing Page Viewed", 8, ()),  # + current_plan
+    ("Plan Upgraded", 2, ()),  # + from_plan, to_plan
     ("API Key Created", 5, (("scopes", "scopes"),)),
     ("Sign In", 30, (("method", "login_method"), ("mfa", "bool"))),
 )  # fmt: skip
-_PAGE_VIEW, _UPGRADE = "[Amplitude] Page Viewed", "Plan Upgraded"
+_PAGE_VIEW, _BILLING, _UPGRADE = "[Amplitude] Page Viewed", "Billing Page Viewed", "Plan Upgraded"
 
 _HOUR_US = 3_600_000_000
 _SESSION_GAP_US = 30 * 60 * 1_000_000
@@ -357,9 +289,8 @@ def _ascii_slug(text: str) -> str:
 class _Account:
     __slots__ = ("data", "group_properties", "groups", "id", "tier", "traits", "workspaces")
 
-    def __init__(
-        self, account_id: str, traits: Event, tier: int, workspaces: list[str], data: Event
-    ) -> None:
+    def __init__(self, account_id: str, traits: Event, tier: int, workspaces: list[str],
+                 data: Event) -> None:  # fmt: skip
         self.id, self.tier, self.workspaces, self.data = account_id, tier, workspaces, data
         self.groups: Event = {"Account": [account_id]}
         self.set_traits(traits)
@@ -371,29 +302,18 @@ class _Account:
 
 
 class _User:
-    __slots__ = (
-        "account",
-        "event_id",
-        "groups",
-        "last_us",
-        "props",
-        "props_tier",
-        "session_id",
-        "template",
-        "workspace",
-    )
+    __slots__ = ("account", "event_id", "groups", "last_us", "props", "props_tier",
+                 "session_id", "template", "workspace")  # fmt: skip
 
-    def __init__(
-        self, template: Event, props: Event, account: _Account, workspace: str | None, event_id: int
-    ) -> None:
-        self.template, self.props, self.account, self.workspace = (
-            template,
-            props,
-            account,
-            workspace,
-        )
-        self.props_tier = account.tier
-        self.event_id, self.last_us, self.session_id = event_id, -(1 << 62), -1
+    def __init__(self, template: Event, props: Event, account: _Account,
+                 workspace: str | None, event_id: int) -> None:  # fmt: skip
+        self.template = template  # the export keys with this user's constant values
+        self.props = props
+        self.props_tier = account.tier  # props["plan"] is refreshed when the account upgrades
+        self.account = account
+        self.workspace = workspace
+        self.event_id = event_id
+        self.last_us, self.session_id = -(1 << 62), -1
         self.groups: tuple[int, Event, Event] | None = None  # (tier, groups, group_properties)
 
 
@@ -412,13 +332,13 @@ class _Generator:
         event_bytes: int | None,
     ) -> None:
         self.rng = rng = random.Random(seed)
-        self.n, self.project_id, self.event_bytes = n, project_id, event_bytes
+        self.project_id = project_id
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
         self.start_us = _to_us(start.isoformat())
         self.step_us = max(1, hours) * _HOUR_US / max(n, 1)
         n_users = users if users is not None else max(10, n // 40)
-        n_accounts = accounts if accounts is not None else max(3, n_users // 8)
+        n_accounts = accounts if accounts is not None else max(3, n_users // 5)
         self.pools = {k: v for k, v in _POOLS.items()}
         self.pools["report_id"] = tuple(f"rpt_{rng.getrandbits(40):010x}" for _ in range(400))
         self.pools["dashboard_id"] = tuple(f"dash_{rng.getrandbits(32):08x}" for _ in range(60))
@@ -490,14 +410,8 @@ class _Generator:
         account = self.accounts[int(rng.random() ** 1.3 * len(self.accounts))]
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         email = f"{_ascii_slug(first)}.{_ascii_slug(last)}{i}@{account.traits['domain']}"
-        r = rng.random()
-        user_id = (
-            f"usr_{rng.getrandbits(64):016x}"
-            if r < 0.75
-            else str(1_000_000 + i)
-            if r < 0.9
-            else email
-        )
+        user_id = rng.choices((f"usr_{rng.getrandbits(64):016x}", str(1_000_000 + i), email),
+                              (75, 15, 10))[0]  # fmt: skip
         geo = rng.choice(_GEO)
         env = rng.choice(self.env_pool)
         created = datetime(2022, 1, 1) + timedelta(seconds=rng.randrange(3 * 365 * 86400))
@@ -511,40 +425,18 @@ class _Generator:
             "initial_utm_source": rng.choice(_UTM),
         }
         template = dict.fromkeys(EXPORT_KEYS)
+        template.update(zip(_ENV_KEYS, env, strict=True), start_version=env[-1])
         template.update(
-            amplitude_id=rng.randrange(10**11, 10**12),
-            app=self.project_id,
-            city=geo[2],
-            country=geo[0],
-            region=geo[1],
-            dma=geo[3],
-            language=geo[6],
+            amplitude_id=rng.randrange(10**11, 10**12), app=self.project_id, data_type="event",
+            device_id=self.uuid("5"), plan={}, user_id=user_id,
+            paying=True if account.tier >= 2 else None,
+            country=geo[0], region=geo[1], city=geo[2], dma=geo[3], language=geo[6],
             location_lat=round(geo[4] + rng.uniform(-0.05, 0.05), 4),
             location_lng=round(geo[5] + rng.uniform(-0.05, 0.05), 4),
-            data_type="event",
-            device_id=self.uuid("5"),
-            plan={},
-            ip_address=f"{rng.randrange(11, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            user_creation_time=None
-            if rng.random() < 0.2
-            else created.strftime("%Y-%m-%d %H:%M:%S.000000"),
-            user_id=user_id,
-            paying=True if account.tier >= 2 else None,
-        )
-        (
-            template["library"],
-            template["platform"],
-            template["os_name"],
-            template["os_version"],
-            template["device_type"],
-            template["device_family"],
-            template["device_brand"],
-            template["device_manufacturer"],
-            template["device_model"],
-            template["device_carrier"],
-            template["version_name"],
-        ) = env
-        template["start_version"] = env[-1]
+            ip_address=".".join(str(rng.randrange(1, 223)) for _ in range(4)),
+            user_creation_time=created.strftime("%Y-%m-%d %H:%M:%S.000000")
+            if rng.random() < 0.8 else None,
+        )  # fmt: skip
         workspace = rng.choice(account.workspaces) if rng.random() < 0.12 else None
         return _User(template, props, account, workspace, rng.randrange(1, 5000))
 
@@ -552,16 +444,7 @@ class _Generator:
         rng = self.rng
         props: Event = {}
         for k in range(300):
-            kind = k % 4
-            props[f"prop_{k:03d}"] = (
-                k
-                if kind == 0
-                else rng.choice(_WORDS)
-                if kind == 1
-                else k % 3 == 0
-                if kind == 2
-                else k / 8
-            )
+            props[f"prop_{k:03d}"] = (k, rng.choice(_WORDS), k % 3 == 0, k / 8)[k % 4]
         props["long_text"] = ("x" * 1023) + "…"  # 1024 chars, Amplitude's truncation limit
         nested: Event = {"leaf": True}
         for depth in range(12):
@@ -624,6 +507,8 @@ class _Generator:
             props["from_plan"] = account.traits["plan"]
             self._upgrade(account)
             props["to_plan"] = account.traits["plan"]
+        elif name == _BILLING:
+            props["current_plan"] = account.traits["plan"]
         if user.props_tier != account.tier:
             user.props = {**user.props, "plan": account.traits["plan"]}
             user.props_tier = account.tier
@@ -654,12 +539,11 @@ class _Generator:
         ev["groups"] = groups
         ev["group_properties"] = group_properties
         ev["data"] = account.data
-        if self.event_bytes:
-            self._pad(ev)
         return ev
 
-    def _pad(self, ev: Event) -> None:
-        missing = self.event_bytes - len(orjson.dumps(ev)) - len(_PAD_KEY) - 7  # type: ignore[operator]
+    def pad(self, ev: Event, size: int) -> None:
+        """Grow ``event_properties["description"]`` so the JSON line is about ``size`` bytes."""
+        missing = size - len(orjson.dumps(ev)) - len(_PAD_KEY) - 7  # ,"description":"" + \n
         if missing > 0:
             corpus = self.corpus
             while len(corpus) < missing:
@@ -668,66 +552,115 @@ class _Generator:
             offset = self.rng.randrange(len(corpus) - missing + 1)
             ev["event_properties"][_PAD_KEY] = corpus[offset : offset + missing]
 
-    def anonymous(self, ev: Event) -> Event:
-        """Turn ``ev`` into a logged-out visitor's event."""
-        ev.update(
-            user_id=None,
-            device_id=self.uuid(),
-            amplitude_id=self.rng.randrange(10**11, 10**12),
-            groups={},
-            group_properties={},
-            user_properties={
-                "initial_referrer": "https://www.google.com/",
-                "initial_utm_source": "google",
-            },
-        )
-        return ev
-
 
 # --------------------------------------------------------------------------- edge cases
 
 CaseFn = Callable[[_Generator, Event], list[Event]]
-_CASES: list[tuple[str, CaseFn]] = []
+GroupShape = Callable[[str, Event], tuple[Any, Any]]
+_ABSENT: Any = object()  # marks a key left out of the event
+
+SEGMENT_GROUP_ID = "90f978f0-5e4e-11ea-9bb3-0ed25467b33f"
+UNICODE_GROUP_ID = "Acme Ünïcode 🚀"
+UNICODE_EVENT_TYPE, RTL_EVENT_TYPE = "Rapport créé 📊", "تم إنشاء التقرير"
+#: Values of every JSON type, put into traits, event and user properties by ``all_json_types``.
+ALL_JSON_TYPES: Event = {
+    "t_string": "text", "t_int": 42, "t_bigint": 9007199254740993, "t_float": 3.14,
+    "t_bool": True, "t_null": None, "t_object": {"tier": "gold", "limits": {"seats": 10}},
+    "t_array": ["sso", 2, None, {"k": "v"}], "t_empty_object": {}, "t_empty_array": [],
+}  # fmt: skip
 
 
-def _case(name: str) -> Callable[[CaseFn], CaseFn]:
-    def register(fn: CaseFn) -> CaseFn:
-        _CASES.append((name, fn))
-        return fn
-
-    return register
+def _acct(a: str, traits: Any) -> Event:
+    return {"Account": {a: traits}}
 
 
-def _set(**fields: Any) -> CaseFn:
-    """A case that overwrites top-level fields (values are copied per event)."""
+#: ``groups`` / ``group_properties`` shapes, from the user's account id ``a`` and traits ``t``.
+_GROUP_SHAPES: dict[str, GroupShape] = {
+    "multi_type": lambda a, t: (
+        {"Account": [a], "Workspace": [f"ws_{a}_1", f"ws_{a}_2"], "Project": ["prj_atlas"]},
+        {**_acct(a, t), "Project": {"prj_atlas": {"name": "Atlas", "status": "active"}},
+         "Workspace": {f"ws_{a}_{k}": {"name": f"{t['name']} workspace {k}"} for k in (1, 2)}},
+    ),
+    "multi_id_code_point": lambda a, t: (
+        {"Account": ["9", "10"]},
+        {"Account": {"9": {"name": "Nine Ltd", "plan": "starter"},
+                     "10": {"name": "Ten Ltd", "plan": "growth"}}},
+    ),
+    "same_id_two_types": lambda a, t: (
+        {"Workspace": ["42"], "Account": ["42"]},
+        {"Workspace": {"42": {"name": "Workspace 42"}},
+         "Account": {"42": {"name": "Account 42", "plan": "business"}}},
+    ),
+    "numeric_string_ids": lambda a, t: (
+        {"Account": ["12345678901234567890", "007"]},
+        {"Account": {"007": {"name": "Bond Ltd", "plan": "enterprise"},
+                     "12345678901234567890": {"name": "Huge Id Inc"}}},
+    ),
+    "group_type_names_with_spaces": lambda a, t: (
+        {"[Segment] Group": [SEGMENT_GROUP_ID], "org name": [UNICODE_GROUP_ID]},
+        {"[Segment] Group": {SEGMENT_GROUP_ID: {}},
+         "org name": {UNICODE_GROUP_ID: {"plan": "enterprise", "seats": 40}}},
+    ),
+    "scalar_group_value": lambda a, t: ({"Account": a}, _acct(a, t)),
+    "numeric_group_id": lambda a, t: ({"Account": [int(a)]}, _acct(a, t)),
+    "numeric_group_id_scalar": lambda a, t: ({"Account": int(a)}, _acct(a, t)),
+    "null_in_id_list": lambda a, t: ({"Account": [None, a]}, _acct(a, t)),
+    "all_null_id_list": lambda a, t: ({"Account": [None]}, _acct(a, t)),
+    "empty_id_list": lambda a, t: ({"Account": []}, _acct(a, t)),
+    "id_missing_from_group_properties": lambda a, t: ({"Account": [a, "0999"]}, _acct(a, t)),
+    "type_missing_from_group_properties": lambda a, t: (
+        {"Account": [a], "Workspace": ["000-ws-orphan"]}, _acct(a, t)),
+    "extra_type_in_group_properties": lambda a, t: (
+        {"Account": [a]}, {**_acct(a, t), "Team": {"team-growth": {"name": "Growth"}}}),
+    "group_properties_entry_empty": lambda a, t: ({"Account": [a]}, _acct(a, {})),
+    "group_properties_absent": lambda a, t: ({"Account": [a]}, _ABSENT),
+    "group_properties_null": lambda a, t: ({"Account": [a]}, None),
+    "group_properties_empty": lambda a, t: ({"Account": [a]}, {}),
+    "groups_null": lambda a, t: (None, _acct(a, t)),
+    "groups_empty": lambda a, t: ({}, _acct(a, t)),
+    "groups_absent": lambda a, t: (_ABSENT, _acct(a, t)),
+    "group_type_trait": lambda a, t: (
+        {"Account": [a]}, _acct(a, {**t, "group_type": "SHOULD_BE_OVERRIDDEN"})),
+}  # fmt: skip
 
+
+def _offset_time(s: str) -> str:
+    t = _fmt_us(_to_us(s) + 2 * _HOUR_US)
+    return f"{t[:10]}T{t[11:]}+02:00"
+
+
+#: Rewrites of ``event_time``/``client_event_time`` (canonical ``YYYY-MM-DD HH:MM:SS.ffffff``).
+_TIME_SHAPES: dict[str, Callable[[str], str]] = {
+    "time_3_digits": lambda s: s[:23],
+    "time_no_fraction": lambda s: s[:19],
+    "time_t_separator": lambda s: f"{s[:10]}T{s[11:]}",
+    "time_z": lambda s: f"{s[:10]}T{s[11:23]}Z",
+    "time_offset": _offset_time,
+}
+#: ``user_id`` rewrites.
+_USER_IDS: dict[str, Callable[[str], str]] = {
+    **{f"placeholder_user_id:{v!r}": (lambda _, v=v: v) for v in PLACEHOLDER_USER_IDS},
+    "user_id_whitespace": lambda uid: f"  {uid} ",
+    "user_id_leading_zeros": lambda _: "000042",
+}
+
+
+def _group_case(shape: GroupShape) -> CaseFn:
     def apply(g: _Generator, ev: Event) -> list[Event]:
-        ev.update(orjson.loads(orjson.dumps(fields)))
+        account = g.user.account
+        for key, value in zip(
+            ("groups", "group_properties"), shape(account.id, account.traits), strict=True
+        ):
+            if value is _ABSENT:
+                del ev[key]
+            else:
+                ev[key] = value
         return [ev]
 
     return apply
 
 
-def _account_groups(
-    g: _Generator,
-    ev: Event,
-    ids: list[Any] | Any,
-    extra: Event | None = None,
-    traits: Event | None = None,
-) -> list[Event]:
-    """Account-typed ``groups`` with the given ids; traits for the user's account."""
-    account = g.user.account
-    ev["groups"] = {"Account": ids}
-    ev["group_properties"] = {
-        "Account": {account.id: account.traits if traits is None else traits},
-        **(extra or {}),
-    }
-    return [ev]
-
-
-def _with_time(fmt: Callable[[str], str]) -> CaseFn:
-    """A case that rewrites ``event_time``/``client_event_time`` into another format."""
-
+def _time_case(fmt: Callable[[str], str]) -> CaseFn:
     def apply(g: _Generator, ev: Event) -> list[Event]:
         ev["event_time"] = ev["client_event_time"] = fmt(ev["event_time"])
         return [ev]
@@ -735,240 +668,78 @@ def _with_time(fmt: Callable[[str], str]) -> CaseFn:
     return apply
 
 
-def _with_user_id(value: str) -> CaseFn:
+def _user_id_case(make: Callable[[str], str]) -> CaseFn:
     def apply(g: _Generator, ev: Event) -> list[Event]:
-        ev["user_id"] = value
+        ev["user_id"] = make(ev["user_id"])
         return [ev]
 
     return apply
 
 
-def _without(key: str) -> CaseFn:
-    def apply(g: _Generator, ev: Event) -> list[Event]:
-        del ev[key]
-        return [ev]
-
-    return apply
-
-
-_ALL_JSON_TYPES: Event = {
-    "t_string": "text", "t_int": 42, "t_bigint": 9007199254740993, "t_float": 3.14,
-    "t_bool": True, "t_null": None, "t_object": {"tier": "gold", "limits": {"seats": 10}},
-    "t_array": ["sso", 2, None, {"k": "v"}], "t_empty_object": {}, "t_empty_array": [],
-}  # fmt: skip
-SEGMENT_GROUP_ID = "90f978f0-5e4e-11ea-9bb3-0ed25467b33f"
-UNICODE_GROUP_ID = "Acme Ünïcode 🚀"
-UNICODE_EVENT_TYPES = ("Rapport créé 📊", "تم إنشاء التقرير", "レポート作成", "Zoë’s Export ✨")
-
-_CASES.append(("anonymous", lambda g, ev: [g.anonymous(ev)]))
-_CASES.append(("no_ids", lambda g, ev: [{**g.anonymous(ev), "device_id": None}]))
-for _value in PLACEHOLDER_USER_IDS:
-    _CASES.append((f"placeholder_user_id:{_value!r}", _with_user_id(_value)))
-_CASES += [
-    ("user_id_whitespace", lambda g, ev: _with_user_id(f"  {ev['user_id']} ")(g, ev)),
-    ("user_id_leading_zeros", _with_user_id("000042")),
-    ("scalar_group_value", lambda g, ev: _account_groups(g, ev, g.user.account.id)),
-    ("numeric_group_id", lambda g, ev: _account_groups(g, ev, [int(g.user.account.id)])),
-    ("numeric_group_id_scalar", lambda g, ev: _account_groups(g, ev, int(g.user.account.id))),
-    ("null_in_id_list", lambda g, ev: _account_groups(g, ev, [None, g.user.account.id])),
-    ("all_null_id_list", lambda g, ev: _account_groups(g, ev, [None])),
-    ("empty_id_list", lambda g, ev: _account_groups(g, ev, [])),
-    (
-        "id_missing_from_group_properties",
-        lambda g, ev: _account_groups(g, ev, [g.user.account.id, "0999"]),
-    ),
-    (
-        "type_missing_from_group_properties",
-        lambda g, ev: [
-            {
-                **_account_groups(g, ev, [g.user.account.id])[0],
-                "groups": {"Account": [g.user.account.id], "Workspace": ["000-ws-orphan"]},
-            }
-        ],
-    ),
-    (
-        "group_properties_entry_empty",
-        lambda g, ev: _account_groups(g, ev, [g.user.account.id], traits={}),
-    ),
-    (
-        "extra_type_in_group_properties",
-        lambda g, ev: _account_groups(
-            g, ev, [g.user.account.id], extra={"Team": {"team-growth": {"name": "Growth"}}}
-        ),
-    ),
-    (
-        "group_type_trait",
-        lambda g, ev: _account_groups(
-            g,
-            ev,
-            [g.user.account.id],
-            traits={**g.user.account.traits, "group_type": "SHOULD_BE_OVERRIDDEN"},
-        ),
-    ),
-    (
-        "all_json_types",
-        lambda g, ev: [
-            {
-                **_account_groups(
-                    g, ev, [g.user.account.id], traits={**g.user.account.traits, **_ALL_JSON_TYPES}
-                )[0],
-                "event_properties": {**ev["event_properties"], **_ALL_JSON_TYPES},
-                "user_properties": {**ev["user_properties"], **_ALL_JSON_TYPES},
-            }
-        ],
-    ),
-    (
-        "multi_id_code_point",
-        _set(
-            groups={"Account": ["9", "10"]},
-            group_properties={
-                "Account": {
-                    "9": {"name": "Nine Ltd", "plan": "starter"},
-                    "10": {"name": "Ten Ltd", "plan": "growth"},
-                }
-            },
-        ),
-    ),
-    (
-        "same_id_two_types",
-        _set(
-            groups={"Workspace": ["42"], "Account": ["42"]},
-            group_properties={
-                "Workspace": {"42": {"name": "Workspace 42"}},
-                "Account": {"42": {"name": "Account 42", "plan": "business"}},
-            },
-        ),
-    ),
-    (
-        "numeric_string_ids",
-        _set(
-            groups={"Account": ["12345678901234567890", "007"]},
-            group_properties={
-                "Account": {
-                    "007": {"name": "Bond Ltd", "plan": "enterprise"},
-                    "12345678901234567890": {"name": "Huge Id Inc"},
-                }
-            },
-        ),
-    ),
-    (
-        "group_type_names_with_spaces",
-        _set(
-            groups={"[Segment] Group": [SEGMENT_GROUP_ID], "org name": [UNICODE_GROUP_ID]},
-            group_properties={
-                "[Segment] Group": {SEGMENT_GROUP_ID: {}},
-                "org name": {UNICODE_GROUP_ID: {"plan": "enterprise", "seats": 40}},
-            },
-        ),
-    ),
-    ("group_properties_absent", _without("group_properties")),
-    ("group_properties_null", _set(group_properties=None)),
-    ("group_properties_empty", _set(group_properties={})),
-    ("groups_null", _set(groups=None)),
-    ("groups_empty", _set(groups={})),
-    ("groups_absent", _without("groups")),
-    (
-        "session_none",
-        lambda g, ev: [
-            {
-                **ev,
-                "session_id": -1,
-                "event_properties": {
-                    **ev["event_properties"],
-                    "session_id": f"sess-{g.rng.getrandbits(32):08x}",
-                },
-            }
-        ],
-    ),
-    ("insert_id_null", _set(**{"$insert_id": None})),
-    (
-        "insert_id_non_uuid",
-        lambda g, ev: [{**ev, "$insert_id": f"ajs-{ev['uuid'][:13]}:CS4fUc2U9U"}],
-    ),
-    (
-        "user_without_email",
-        lambda g, ev: [
-            {
-                **ev,
-                "user_properties": {
-                    k: v for k, v in ev["user_properties"].items() if k not in ("email", "name")
-                },
-            }
-        ],
-    ),
-    ("large_properties", lambda g, ev: [{**ev, "event_properties": dict(g.large_props)}]),
-    ("time_3_digits", _with_time(lambda s: s[:23])),
-    ("time_no_fraction", _with_time(lambda s: s[:19])),
-    ("time_t_separator", _with_time(lambda s: f"{s[:10]}T{s[11:]}")),
-    ("time_z", _with_time(lambda s: f"{s[:10]}T{s[11:23]}Z")),
-    (
-        "time_offset",
-        _with_time(lambda s: f"{(t := _fmt_us(_to_us(s) + 2 * _HOUR_US))[:10]}T{t[11:]}+02:00"),
-    ),
-]
-
-
-@_case("unicode")
-def _unicode(g: _Generator, ev: Event) -> list[Event]:
-    account = g.user.account
-    ev["event_type"] = g.rng.choice(UNICODE_EVENT_TYPES)
-    ev["event_properties"] = {
-        "écran": "Aperçu",
-        "名前": "テスト",
-        "emoji 🎉": "🚀✨",
-        "שם": "שלום עולם",
-        "note": "Zoë 🚀 مرحبا",
-    }
-    return _account_groups(
-        g, ev, [account.id], traits={**account.traits, "motto": "Ünïcödé ✓ 🚀 עברית"}
-    )
-
-
-@_case("multi_type")
-def _multi_type(g: _Generator, ev: Event) -> list[Event]:
-    account = g.user.account
-    ws = account.workspaces
-    ev["groups"] = {"Account": [account.id], "Workspace": ws[:2], "Project": ["prj_atlas"]}
-    ev["group_properties"] = {
-        "Account": {account.id: account.traits},
-        "Workspace": {w: {"name": f"{account.traits['name']} workspace {w[-1]}"} for w in ws[:2]},
-        "Project": {"prj_atlas": {"name": "Atlas", "status": "active"}},
-    }
+def _anonymous(g: _Generator, ev: Event) -> list[Event]:
+    """A logged-out visitor: no user id, its own device, no groups (§7.1)."""
+    ev.update(user_id=None, device_id=g.uuid(), amplitude_id=g.rng.randrange(10**11, 10**12),
+              groups={}, group_properties={},
+              user_properties={"initial_referrer": "https://www.google.com/",
+                               "initial_utm_source": "google"})  # fmt: skip
     return [ev]
 
 
-@_case("identify")
+def _no_ids(g: _Generator, ev: Event) -> list[Event]:
+    """Neither user id nor device id (§7.3)."""
+    _anonymous(g, ev)
+    ev["device_id"] = None
+    return [ev]
+
+
 def _identify(g: _Generator, ev: Event) -> list[Event]:
     props = g.user.props
-    ev.update(
-        event_type="$identify",
-        event_properties={},
-        groups={},
-        group_properties={},
-        session_id=-1,
-        user_properties={
-            "$set": {"email": props["email"], "name": props["name"], "plan": props["plan"]},
-            "$setOnce": {"signup_date": props["signup_date"]},
-        },
-    )
+    ev.update(event_type="$identify", event_properties={}, groups={}, group_properties={},
+              session_id=-1, user_properties={
+                  "$set": {"email": props["email"], "name": props["name"], "plan": props["plan"]},
+                  "$setOnce": {"signup_date": props["signup_date"]}})  # fmt: skip
     return [ev]
 
 
-@_case("groupidentify")
 def _groupidentify(g: _Generator, ev: Event) -> list[Event]:
-    traits = g.user.account.traits
-    ev.update(
-        event_type="$groupidentify",
-        event_properties={},
-        user_properties={},
-        session_id=-1,
-        groups={"Account": [g.user.account.id]},
-        group_properties={"$set": {"plan": traits["plan"], "seats": traits["seats"]}},
-    )
+    account = g.user.account
+    ev.update(event_type="$groupidentify", event_properties={}, user_properties={},
+              session_id=-1, groups={"Account": [account.id]},
+              group_properties={"$set": {"plan": account.traits["plan"],
+                                         "seats": account.traits["seats"]}})  # fmt: skip
     return [ev]
 
 
-@_case("late_arrival")
+def _all_json_types(g: _Generator, ev: Event) -> list[Event]:
+    account = g.user.account
+    ev["group_properties"] = _acct(account.id, {**account.traits, **ALL_JSON_TYPES})
+    ev["groups"] = {"Account": [account.id]}
+    ev["event_properties"] = {**ev["event_properties"], **ALL_JSON_TYPES}
+    ev["user_properties"] = {**ev["user_properties"], **ALL_JSON_TYPES}
+    return [ev]
+
+
+def _unicode(event_type: str, props: Event) -> CaseFn:
+    """Unicode/emoji/RTL in the event type, property keys and values, and a trait."""
+
+    def apply(g: _Generator, ev: Event) -> list[Event]:
+        account = g.user.account
+        ev["event_type"] = event_type
+        ev["event_properties"] = dict(props)
+        ev["groups"] = {"Account": [account.id]}
+        ev["group_properties"] = _acct(account.id, {**account.traits, "motto": "Ünïcödé ✓ 🚀"})
+        return [ev]
+
+    return apply
+
+
+def _session_none(g: _Generator, ev: Event) -> list[Event]:
+    """``session_id: -1``, and an unrelated string ``event_properties.session_id`` (§7.13)."""
+    ev["session_id"] = -1
+    ev["event_properties"]["session_id"] = f"sess-{g.rng.getrandbits(32):08x}"
+    return [ev]
+
+
 def _late_arrival(g: _Generator, ev: Event) -> list[Event]:
     """An offline device: event_time days before server_upload_time."""
     event_us = _to_us(ev["event_time"]) - 3 * 24 * _HOUR_US - g.rng.randrange(_HOUR_US)
@@ -977,22 +748,18 @@ def _late_arrival(g: _Generator, ev: Event) -> list[Event]:
     return [ev]
 
 
-@_case("dup_uuid_same_member")
 def _dup_same(g: _Generator, ev: Event) -> list[Event]:
+    """The identical row twice, next to each other (so in the same member)."""
     return [ev, dict(ev)]
 
 
-@_case("dup_uuid_other_member")
 def _dup_other(g: _Generator, ev: Event) -> list[Event]:
     """A re-read of the same row, uploaded an hour later (so it lands in a later member)."""
-    later = {
-        key: _fmt_us(_to_us(ev[key]) + _HOUR_US + 300_000_000)
-        for key in ("server_upload_time", "processed_time")
-    }
+    later = {key: _fmt_us(_to_us(ev[key]) + _HOUR_US + 300_000_000)
+             for key in ("server_upload_time", "processed_time")}  # fmt: skip
     return [ev, {**ev, **later}]
 
 
-@_case("dup_insert_id_no_uuid")
 def _dup_no_uuid(g: _Generator, ev: Event) -> list[Event]:
     """Same ($insert_id, device_id): ``uuid`` absent in the first row, null in the second."""
     copy = {**ev, "uuid": None}
@@ -1000,35 +767,60 @@ def _dup_no_uuid(g: _Generator, ev: Event) -> list[Event]:
     return [ev, copy]
 
 
-@_case("insert_id_same_other_device")
 def _not_dup(g: _Generator, ev: Event) -> list[Event]:
-    """Same $insert_id, different device_id, no uuid: *not* duplicates."""
-    copy = {**ev, "uuid": None, "device_id": g.uuid()}
+    """Same $insert_id, different device_id, ``uuid`` null: *not* duplicates."""
     ev["uuid"] = None
-    return [ev, copy]
+    return [ev, {**ev, "device_id": g.uuid()}]
 
 
-@_case("event_time_tie")
 def _tie(g: _Generator, ev: Event) -> list[Event]:
     """Two events of ``usr_time_tie`` at the same event_time: the second row is the latest."""
-    pair = []
-    for label in ("First", "Second"):
-        pair.append(
-            {
-                **ev,
-                "user_id": "usr_time_tie",
-                "uuid": g.uuid(),
-                "$insert_id": g.uuid(),
-                "user_properties": {"email": "tie@tie.example", "name": f"Tie {label}"},
-                "groups": {"Account": ["tie-account"]},
-                "group_properties": {"Account": {"tie-account": {"name": f"Tie {label} Co"}}},
-            }
-        )
-    return pair
+    return [
+        {**ev, "user_id": "usr_time_tie", "uuid": g.uuid(), "$insert_id": g.uuid(),
+         "user_properties": {"email": "tie@tie.example", "name": f"Tie {label}"},
+         "groups": {"Account": ["tie-account"]},
+         "group_properties": _acct("tie-account", {"name": f"Tie {label} Co"})}
+        for label in ("First", "Second")
+    ]  # fmt: skip
+
+
+def _set_field(key: str, make: Callable[[_Generator, Event], Any]) -> CaseFn:
+    def apply(g: _Generator, ev: Event) -> list[Event]:
+        ev[key] = make(g, ev)
+        return [ev]
+
+    return apply
+
+
+#: Every edge case, in schedule order: name → function(generator, fresh event) → rows.
+_CASES: dict[str, CaseFn] = {
+    "anonymous": _anonymous,
+    "no_ids": _no_ids,
+    **{name: _user_id_case(make) for name, make in _USER_IDS.items()},
+    "identify": _identify,
+    "groupidentify": _groupidentify,
+    **{name: _group_case(shape) for name, shape in _GROUP_SHAPES.items()},
+    "all_json_types": _all_json_types,
+    "unicode": _unicode(UNICODE_EVENT_TYPE, {"écran": "Aperçu", "名前": "レポート", "emoji 🎉": "🚀✨"}),
+    "unicode_rtl": _unicode(RTL_EVENT_TYPE, {"שם": "שלום עולם", "note": "Zoë 🚀 مرحبا"}),
+    "user_without_email": _set_field("user_properties", lambda g, ev: {
+        k: v for k, v in ev["user_properties"].items() if k not in ("email", "name")}),
+    "insert_id_null": _set_field("$insert_id", lambda g, ev: None),
+    "insert_id_non_uuid": _set_field("$insert_id", lambda g, ev: f"ajs-{ev['uuid'][:13]}:CS4fUc2U9U"),
+    "large_properties": _set_field("event_properties", lambda g, ev: dict(g.large_props)),
+    "session_none": _session_none,
+    **{name: _time_case(fmt) for name, fmt in _TIME_SHAPES.items()},
+    "late_arrival": _late_arrival,
+    "event_time_tie": _tie,
+    "dup_uuid_same_member": _dup_same,
+    "dup_uuid_other_member": _dup_other,
+    "dup_insert_id_no_uuid": _dup_no_uuid,
+    "insert_id_same_other_device": _not_dup,
+}  # fmt: skip
 
 
 #: Names of every edge case, in schedule order.
-EDGE_CASES: tuple[str, ...] = tuple(name for name, _ in _CASES)
+EDGE_CASES: tuple[str, ...] = tuple(_CASES)
 _EDGE_RATE = 0.03
 
 
@@ -1048,7 +840,7 @@ def generate_events(
 
     ``server_upload_time`` rises evenly over ``hours`` hours from ``start`` (default
     2025-07-01 00:00 UTC). ``users``/``accounts`` default to ``n // 40`` and
-    ``users // 8``. ``event_bytes`` pads ``event_properties["description"]`` so each JSON
+    ``users // 5``. ``event_bytes`` pads ``event_properties["description"]`` so each JSON
     line is about that long. With ``edge_cases`` every case in :data:`EDGE_CASES` appears
     at least once when ``n >= 200`` (spread evenly), plus ~3 % more at random; those events
     carry ``event_properties["synthetic_case"]``.
@@ -1057,24 +849,22 @@ def generate_events(
     copy an event deeply before mutating its nested values.
     """
     g = _Generator(n, seed, users, accounts, start or DEFAULT_START, hours, project_id, event_bytes)
-    rng = g.rng
-    stride = max(1, n // (len(_CASES) + 1))
+    rng, cases = g.rng, list(_CASES.items())
+    stride = max(1, n // (len(cases) + 1))  # guaranteed pass: case k near event (k + 1) * stride
     next_case, next_at = 0, stride
     while g.i < n:
-        if not edge_cases:
-            batch, name = [g.normal()], None
-        else:
-            if next_case < len(_CASES) and g.i >= next_at:
-                name, fn = _CASES[next_case]
-                next_case, next_at = next_case + 1, next_at + stride
-            elif rng.random() < _EDGE_RATE:
-                name, fn = rng.choice(_CASES)
-            else:
-                name = None
-            batch = [g.normal()] if name is None else fn(g, g.normal())
-            for ev in batch if name else ():
-                ev["event_properties"][CASE_KEY] = name
+        name = None
+        if edge_cases and next_case < len(cases) and g.i >= next_at:
+            name, fn = cases[next_case]
+            next_case, next_at = next_case + 1, next_at + stride
+        elif edge_cases and rng.random() < _EDGE_RATE:
+            name, fn = rng.choice(cases)
+        batch = [g.normal()] if name is None else fn(g, g.normal())
         for ev in batch:
+            if name is not None:
+                ev["event_properties"][CASE_KEY] = name
+            if event_bytes:
+                g.pad(ev, event_bytes)
             if g.i >= n:
                 return
             g.i += 1
@@ -1084,17 +874,18 @@ def generate_events(
 # --------------------------------------------------------------------------- writers
 
 
+_NAIVE_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d):\d\d(?::\d\d(?:\.\d+)?)?$")
+
+
 def _hour_key(value: Any) -> tuple[str, int]:
-    """(``YYYY-MM-DD``, hour) of a time string in UTC; fast path for the export format."""
-    if (
-        isinstance(value, str)
-        and len(value) >= 13
-        and value[-1] != "Z"
-        and "+" not in value[19:]
-        and "-" not in value[19:]
-    ):
-        return value[:10], int(value[11:13])
-    dt = _parse_time(value) or _EPOCH
+    """(``YYYY-MM-DD``, hour) of a time in UTC; fast path for the export format, and the
+    epoch for a missing or unparsable time."""
+    if isinstance(value, str) and (m := _NAIVE_TIME.match(value)):
+        return m[1], int(m[2])
+    try:
+        dt = _parse_time(value) or _EPOCH
+    except (TypeError, ValueError):
+        dt = _EPOCH
     return dt.strftime("%Y-%m-%d"), dt.hour
 
 
@@ -1102,26 +893,32 @@ class _Spool:
     """Events serialised once to a temporary file and indexed by server-upload hour.
 
     Memory holds only two int arrays per hour (line offsets and lengths), so any number of
-    events can be regrouped into hourly members without keeping them in memory.
+    events can be regrouped into hourly members without keeping them in memory. A ``str`` or
+    ``bytes`` item is written verbatim as one line (e.g. a malformed one) in the current hour.
     """
 
     _FLUSH = 1 << 22
 
-    def __init__(self, events: Iterable[Event], file: IO[bytes]) -> None:
-        self.file = file
+    def __init__(self, events: Iterable[Event | str | bytes], file: IO[bytes]) -> None:
+        self.file, self.lock = file, threading.Lock()
         self.hours: dict[tuple[str, int], tuple[array, array]] = {}
         dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         buf: list[bytes] = []
         pos = buffered = 0
-        last_prefix, arrays = None, (array("q"), array("q"))
+        last_prefix, key = None, _hour_key(None)
+        arrays = self.hours.setdefault(key, (array("q"), array("q")))
         for ev in events:
-            line = dumps(ev, option=option)
-            stamp = ev.get("server_upload_time") or ev.get("event_time")
-            prefix = stamp[:13] if isinstance(stamp, str) and len(stamp) == 26 else None
-            if prefix is None or prefix != last_prefix:
-                key = _hour_key(stamp)
-                arrays = self.hours.get(key) or self.hours.setdefault(key, (array("q"), array("q")))
-                last_prefix = prefix
+            if isinstance(ev, str | bytes):
+                line = ev.encode() if isinstance(ev, str) else ev
+                line = line if line.endswith(b"\n") else line + b"\n"
+            else:
+                line = dumps(ev, option=option)
+                stamp = ev.get("server_upload_time") or ev.get("event_time")
+                canonical = isinstance(stamp, str) and len(stamp) == 26 and stamp[19] == "."
+                prefix = stamp[:13] if canonical else None
+                if prefix is None or prefix != last_prefix:
+                    key, last_prefix = _hour_key(stamp), prefix
+                    arrays = self.hours.setdefault(key, (array("q"), array("q")))
             arrays[0].append(pos)
             arrays[1].append(len(line))
             pos += len(line)
@@ -1132,6 +929,7 @@ class _Spool:
                 buf, buffered = [], 0
         self.file.write(b"".join(buf))
         self.file.flush()
+        self.hours = {k: v for k, v in self.hours.items() if v[0]}  # drop the unused default
 
     def plan(
         self, members: int | None
@@ -1140,7 +938,7 @@ class _Spool:
         hours = sorted(self.hours)
         counts = [len(self.hours[h][0]) for h in hours]
         total = sum(counts)
-        k = len(hours) if members is None else max(1, min(members, total))
+        k = len(hours) if members is None else min(members, total)
         if k >= len(hours):  # split the busiest hours into several parts
             parts = [1] * len(hours)
             heap = [(-c, i) for i, c in enumerate(counts)]
@@ -1148,7 +946,7 @@ class _Spool:
             for _ in range(k - len(hours)):
                 _, i = heapq.heappop(heap)
                 parts[i] += 1
-                heapq.heappush(heap, (-counts[i] / (parts[i] + 1) * (counts[i] > parts[i]), i))
+                heapq.heappush(heap, (-counts[i] / parts[i] if counts[i] > parts[i] else 0, i))
             return [
                 (h, p, [(h, c * p // parts[i], c * (p + 1) // parts[i])])
                 for i, (h, c) in enumerate(zip(hours, counts, strict=True))
@@ -1179,8 +977,13 @@ class _Spool:
                 while i < hi and offsets[i] == end and end - start < self._FLUSH:
                     end += lengths[i]
                     i += 1
-                f.seek(start)
-                yield f.read(end - start)
+                with self.lock:  # members are compressed on several threads
+                    f.seek(start)
+                    data = f.read(end - start)
+                yield data
+
+
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 def _member_name(hour: tuple[str, int], part: int, project_id: int) -> str:
@@ -1200,27 +1003,43 @@ def _gzip_to(fileobj: IO[bytes], chunks: Iterable[bytes], compresslevel: int) ->
 
 
 def _write_members(
-    events: Iterable[Event],
+    events: Iterable[Event | str | bytes],
     members: int | None,
     project_id: int,
     sink: Callable[[str, int], Any],
     compresslevel: int,
 ) -> list[str]:
-    with tempfile.TemporaryFile() as tmp:
+    """Spool ``events``, then gzip each planned member on a thread pool (zlib releases the
+    GIL) into a temporary file and copy the members, in order, to ``sink(name, size)``."""
+    with tempfile.TemporaryFile() as tmp, ThreadPoolExecutor(_WORKERS) as pool:
         spool = _Spool(events, tmp)
-        names = []
-        for hour, part, slices in spool.plan(members):
-            name = _member_name(hour, part, project_id)
-            size = sum(sum(spool.hours[k][1][lo:hi]) for k, lo, hi in slices)
-            with sink(name, size) as out:
-                _gzip_to(out, spool.chunks(slices), compresslevel)
+
+        def compress(slices: list[tuple[tuple[str, int], int, int]]) -> IO[bytes]:
+            out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the consumer below)
+            _gzip_to(out, spool.chunks(slices), compresslevel)
+            out.seek(0)
+            return out
+
+        names: list[str] = []
+        pending: deque[tuple[str, Future[IO[bytes]]]] = deque()
+        plan = iter(spool.plan(members))
+        while True:
+            while len(pending) < 2 * _WORKERS and (item := next(plan, None)):
+                hour, part, slices = item
+                pending.append(
+                    (_member_name(hour, part, project_id), pool.submit(compress, slices))
+                )
+            if not pending:
+                return names
+            name, future = pending.popleft()
+            with future.result() as gz, sink(name, os.fstat(gz.fileno()).st_size) as out:
+                shutil.copyfileobj(gz, out, 1 << 20)
             names.append(name)
-        return names
 
 
 def write_export_zip(
     path: str | Path,
-    events: Iterable[Event],
+    events: Iterable[Event | str | bytes],
     *,
     project_id: int = DEFAULT_PROJECT_ID,
     members: int | None = None,
@@ -1231,7 +1050,9 @@ def write_export_zip(
     Events are grouped by the UTC hour of ``server_upload_time`` (one member per hour).
     ``members=k`` forces exactly k members (fewer if there are fewer events): the busiest
     hours are split into several members, or consecutive hours merged (a merged member is
-    named after its first hour). Streams through a temporary file; returns member names.
+    named after its first hour). A ``str``/``bytes`` item is written verbatim as a line of
+    the current member (for malformed-line fixtures). Streams through temporary files, never
+    holding the zip in memory; returns the member names in zip order.
     """
     with zipfile.ZipFile(path, "w") as zf:
 
@@ -1248,7 +1069,7 @@ def write_export_zip(
 
 def write_s3_layout(
     directory: str | Path,
-    events: Iterable[Event],
+    events: Iterable[Event | str | bytes],
     *,
     project_id: int = DEFAULT_PROJECT_ID,
     members: int | None = None,
@@ -1337,6 +1158,8 @@ def to_warehouse_frame(
     lower-case, UTC datetimes. ``fivetran``: ``_insert_id``/``schema``/``ad_id``, times as
     ``2021-12-13T05:35:51.648`` strings. ``airbyte``: export names, RFC 3339 ``+00:00`` strings.
     """
+    if style not in ("snowflake", "bigquery", "fivetran", "airbyte"):
+        raise ValueError(f"unknown warehouse style {style!r}")
     rows = list(events)
     keys = list(EXPORT_KEYS) + sorted({k for ev in rows for k in ev} - set(EXPORT_KEYS))
     columns: dict[str, pl.Series] = {}

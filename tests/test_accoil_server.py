@@ -197,7 +197,7 @@ def test_payload_too_large(accoil_server_factory: Any) -> None:
     assert post(srv, "/v2/track", small, V2_AUTH).status_code == 202  # same connection still fine
 
 
-def test_random_faults_are_seeded_and_roughly_proportional(accoil_server_factory: Any) -> None:
+def test_random_faults_are_seeded_and_roughly_proportional() -> None:
     def statuses(seed: int) -> list[int | None]:
         plan = FaultPlan(rate_limit=0.1, unavailable=0.1, server_error=0.1, seed=seed)
         return [f.status if (f := plan.draw()) else 202 for _ in range(3000)]

@@ -179,7 +179,7 @@ def prop_container(draw: st.DrawFn, id_key: str, *, full_values: bool = True) ->
     if choice == "empty":
         return {}
     values = JSON_VALUES if full_values else st.sampled_from(["v", 1, 2.5, True, None, [1], {"a": 1}])
-    out = draw(st.dictionaries(PROP_KEYS, values, max_size=4))
+    out = dict(draw(st.dictionaries(PROP_KEYS, values, max_size=4)))
     if draw(st.booleans()):
         out[id_key] = draw(USER_IDS)
     return out
@@ -261,7 +261,7 @@ def input_files(draw: st.DrawFn, **event_kw: Any) -> list[list[dict[str, Any] | 
     """One or two NDJSON files of 1–10 lines; each has at least one JSON object line."""
     files = []
     for _ in range(draw(st.integers(1, 2))):
-        lines = draw(st.lists(events(**event_kw), min_size=1, max_size=10))
+        lines = list(draw(st.lists(events(**event_kw), min_size=1, max_size=10)))
         if all(isinstance(line, str) for line in lines):
             lines.append(draw(events(**{**event_kw, "malformed": False})))
         files.append(lines)
@@ -328,7 +328,7 @@ def assert_tracks(result: at.TransformResult, ref: Any) -> None:
     got, want = impl_tracks(result), ref_tracks(ref)
     assert sorted(got) == sorted(want)
     for row in want:
-        assert got[row] == want[row], f"row {row}"
+        assert got[row] == want[row], f"row {row}: got {got[row]!r}, want {want[row]!r}"
 
 
 def assert_identifies(result: at.TransformResult, ref: Any) -> None:
@@ -338,7 +338,7 @@ def assert_identifies(result: at.TransformResult, ref: Any) -> None:
     }
     assert result.identifies.height == len(got), "one identify per distinct userId"
     want = {u: (typed(v["traits"]), v["timestamp"]) for u, v in ref.identifies.items()}
-    assert got == want
+    assert got == want, f"identifies: got {got!r}, want {want!r}"
 
 
 def assert_groups(result: at.TransformResult, ref: Any) -> None:
@@ -348,7 +348,7 @@ def assert_groups(result: at.TransformResult, ref: Any) -> None:
     }
     assert result.groups.height == len(got), "one group record per (userId, groupId)"
     want = {p: (typed(v["traits"]), v["timestamp"]) for p, v in ref.groups.items()}
-    assert got == want
+    assert got == want, f"groups: got {got!r}, want {want!r}"
 
 
 # --------------------------------------------------------------------------- properties

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 
 from accoil_transform.formats import AuthScheme, auth_headers, with_body_api_key
@@ -90,10 +91,10 @@ class HttpResult:
 
 
 class AccoilClient:
-    """POST one call body to an Accoil URL, with auth, pooling and timeouts.
+    """POST one call body to an Accoil URL, with auth, pooling and timeouts::
 
-    >>> client = AccoilClient("key", AuthScheme.RAW_BASIC, pool_size=32)
-    >>> client.post("https://in.accoil.com/v2/track", b'{"userId": "u", "event": "E"}')
+    with AccoilClient(key, AuthScheme.RAW_BASIC, pool_size=32) as client:
+        result = client.post(url, b'{"userId": "u", "event": "E"}')  # HttpResult
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class AccoilClient:
         return self._key
 
     def _session(self) -> requests.Session:
+        """This thread's session (created on first use)."""
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             if self._closed:
@@ -143,7 +145,19 @@ class AccoilClient:
             with self._lock:
                 self._sessions.append(session)
             self._local.session = session
+            self._local.templates = {}
         return session
+
+    def _prepare(self, session: requests.Session, url: str, body: bytes) -> PreparedRequest:
+        """A request for ``url`` from a per-thread template: URL and headers are
+        parsed and merged once, not on every call (a third of requests' overhead)."""
+        templates: dict[str, PreparedRequest] = self._local.templates
+        template = templates.get(url)
+        if template is None:
+            template = templates[url] = session.prepare_request(requests.Request("POST", url))
+        request = template.copy()
+        request.prepare_body(body, None)
+        return request
 
     def _settings(self, url: str) -> dict[str, object]:
         """Proxies and CA bundle for ``url`` from the environment; ``verify`` is never off."""
@@ -164,7 +178,13 @@ class AccoilClient:
         if self.auth is AuthScheme.BODY_API_KEY:
             body = with_body_api_key(body, self._key.reveal())
         try:
-            resp = self._session().post(url, data=body, timeout=self.timeout, **self._settings(url))
+            session = self._session()
+            resp = session.send(
+                self._prepare(session, url, body),
+                timeout=self.timeout,
+                allow_redirects=False,
+                **self._settings(url),
+            )
         except requests.exceptions.SSLError as exc:
             raise DeliveryError(self._describe("TLS verification failed", exc)) from None
         except (

@@ -4,9 +4,9 @@ A re-run or a resumed run asks :meth:`Ledger.filter_unsent` and sends only the r
 so an acknowledged call is never sent twice (SPEC §6). Ids are recorded by one
 writer thread with *group commit*: whatever was recorded while the previous commit
 ran goes into the next transaction, so a busy run makes few, large commits and a
-quiet one commits at once. :meth:`record` with ``wait=True`` returns only once the
-ids are committed; the delivery engine uses it so that no more calls than it has
-workers are ever "acknowledged but not yet in the ledger".
+quiet one commits at once. :meth:`record` can wait for the commit, or call back once
+it is done; the delivery engine uses the callback to hold a worker slot until then,
+so that no more calls than it has workers are ever "sent but not yet in the ledger".
 
 The file holds call ids and a small key/value ``state`` table, never bodies or keys.
 It is in WAL mode with ``synchronous=NORMAL``: a commit survives the process being
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .client import DeliveryError
@@ -53,6 +53,7 @@ class Ledger:
         self._read_lock = threading.Lock()
         self._cond = threading.Condition()
         self._pending: list[str] = []
+        self._callbacks: list[Callable[[], object]] = []
         self._recorded = 0  # record() calls so far
         self._committed = 0  # record() calls whose ids are committed
         self._commits = 0
@@ -95,13 +96,25 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
 
-    def record(self, ids: Iterable[str], *, wait: bool = False) -> None:
-        """Queue ``ids`` as acknowledged; with ``wait``, return once they are committed."""
+    def record(
+        self,
+        ids: Iterable[str],
+        *,
+        wait: bool = False,
+        on_commit: Callable[[], object] | None = None,
+    ) -> None:
+        """Queue ``ids`` as acknowledged; with ``wait``, return once they are committed.
+
+        ``on_commit`` runs on the writer thread once the ids are committed, or once
+        the ledger has failed (then every later call raises :class:`LedgerError`).
+        """
         with self._cond:
             self._raise_if_failed()
             if self._closing:
                 raise LedgerError("the ledger is closed")
             self._pending.extend(ids)
+            if on_commit is not None:
+                self._callbacks.append(on_commit)
             self._recorded += 1
             ticket = self._recorded
             self._cond.notify_all()
@@ -128,6 +141,7 @@ class Ledger:
         except sqlite3.Error as exc:
             self._fail(exc)
             return
+        callbacks: list[Callable[[], object]] = []
         try:
             while True:
                 with self._cond:
@@ -136,6 +150,7 @@ class Ledger:
                     if not self._pending:
                         return
                     batch, self._pending = self._pending, []
+                    callbacks, self._callbacks = self._callbacks, []
                     ticket = self._recorded
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -146,15 +161,22 @@ class Ledger:
                     self._committed = ticket
                     self._commits += 1
                     self._cond.notify_all()
+                for callback in callbacks:
+                    callback()
         except sqlite3.Error as exc:
             self._fail(exc)
+            for callback in callbacks:
+                callback()
         finally:
             conn.close()
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
             self._error = exc
+            callbacks, self._callbacks = self._callbacks, []
             self._cond.notify_all()
+        for callback in callbacks:
+            callback()
 
     # ------------------------------------------------------------------ state
 

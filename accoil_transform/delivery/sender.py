@@ -13,9 +13,11 @@ users in the window: upstream should order track calls by time, not by user.
 Backpressure. At most ``window`` calls are dispatched and not finished; the batch
 iterator is read lazily, so memory does not grow with the input.
 
-Exactly once. A worker records an acknowledged id in the ledger and waits for the
-commit before it takes the next call, so after a kill at most ``concurrency`` calls
-(in flight, or acknowledged but not committed) can be sent again by a resumed run.
+Exactly once. A call takes one of ``concurrency`` slots before its first try and
+gives it back once it failed for good, or once its id is committed to the ledger
+(group commit, on the ledger's writer thread). So at any time at most
+``concurrency`` calls are sent but not in the ledger, and after a kill a resumed run
+sends at most that many calls again.
 """
 
 from __future__ import annotations
@@ -330,6 +332,8 @@ class _Run:
         )
         self._cond = threading.Condition()  # guards everything below and the stats
         self._outstanding = 0
+        window = options.effective_window
+        self._low_water = window - max(1, window // 4)
         self._chains: dict[str, deque[_Call]] = {}
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._abort = threading.Event()
@@ -339,6 +343,8 @@ class _Run:
         self._held: list[tuple[_Call, int | None, str]] = []
         self._throttle_streak = 0
         self._rng = random.Random()
+        # Calls sent (or about to be) whose ids are not yet committed to the ledger.
+        self._slots = threading.Semaphore(options.concurrency)
 
     # ------------------------------------------------------------------ dispatcher
 
@@ -444,12 +450,25 @@ class _Run:
     def _work(self) -> None:
         while (call := self._queue.get()) is not None:
             while call is not None:
-                if not self._abort.is_set():
+                if self._take_slot():
+                    acked = False
                     try:
-                        self._deliver(call)
+                        acked = self._deliver(call)
                     except BaseException as exc:
                         self._fail(exc)
+                    finally:
+                        if not acked:
+                            self._slots.release()
                 call = self._next_of_chain(call)
+
+    def _take_slot(self) -> bool:
+        """Wait for a ledger slot; ``False`` if the run was stopped meanwhile."""
+        while not self._abort.is_set():
+            if self._slots.acquire(timeout=0.5):
+                if not self._abort.is_set():
+                    return True
+                self._slots.release()
+        return False
 
     def _next_of_chain(self, call: _Call) -> _Call | None:
         """Mark ``call`` finished; return the same user's next call, if any."""
@@ -462,10 +481,14 @@ class _Run:
                     nxt = chain.popleft()
                 else:
                     del self._chains[call.user]
-            self._cond.notify_all()
+            # Wake the dispatcher when the window has drained by a quarter (it then
+            # refills it in one go) or is empty; not on every call.
+            if self._outstanding in (0, self._low_water):
+                self._cond.notify_all()
         return nxt
 
-    def _deliver(self, call: _Call) -> None:
+    def _deliver(self, call: _Call) -> bool:
+        """Send ``call`` until it is acknowledged (``True``) or finally failed."""
         policy = self.opts.retry
         stats = self.report.endpoint(call.kind)
         first = time.monotonic()
@@ -473,7 +496,7 @@ class _Run:
         while True:
             attempt += 1
             if not self.flow.acquire():
-                return
+                return False
             result: HttpResult | None = None
             try:
                 result = self.client.post(call.url, call.body)
@@ -488,25 +511,25 @@ class _Run:
                 self._after_response(result, stats)
             if result is not None and result.ok:
                 self._acknowledge(call, stats)
-                return
+                return True
             status = None if result is None else result.status
             if policy.is_retryable(status):
                 retry_after = None if result is None else result.retry_after
                 delay = policy.delay(attempt, retry_after, self._rng)
                 if not policy.allows(attempt, time.monotonic() - first, delay):
                     self._give_up(call, stats, status, detail, "retries exhausted")
-                    return
+                    return False
                 with self._cond:
                     stats.retried += 1
                 log.debug("call %s: %s, retry in %.2fs", call.call_id, status or detail, delay)
                 if self._abort.wait(delay):
-                    return
+                    return False
             elif status in AUTH_STATUSES:
                 self._auth_failed(call, stats, status, detail)
-                return
+                return False
             else:
                 self._give_up(call, stats, status, detail, "rejected")
-                return
+                return False
 
     def _after_response(self, result: HttpResult, stats: EndpointStats) -> None:
         """Feed flow control: a 429 pauses everyone and cuts the window."""
@@ -525,16 +548,22 @@ class _Run:
         self.flow.release(throttled=True, pause=min(pause, self.opts.retry.max_retry_after))
 
     def _acknowledge(self, call: _Call, stats: EndpointStats) -> None:
+        """Count ``call`` as sent; its slot is given back once the ledger has it."""
         if self.ledger is not None:
-            self.ledger.record((call.call_id,), wait=True)
+            self.ledger.record((call.call_id,), on_commit=self._slots.release)
+        else:
+            self._slots.release()
         with self._cond:
             stats.sent += 1
             self._auth_streak = 0
             held, self._held = self._held, []
             self._acked_any = True
             self.bar.update(1)
-        for args in held:  # the key works: earlier 401/403 were about those calls
-            self._dead_letter(*args)
+        try:  # the slot is the ledger's now: nothing below may raise into _work
+            for args in held:  # the key works: earlier 401/403 were about those calls
+                self._dead_letter(*args)
+        except Exception as exc:
+            self._fail(exc)
 
     def _give_up(
         self, call: _Call, stats: EndpointStats, status: int | None, detail: str, why: str

@@ -1,0 +1,316 @@
+"""The delivery engine against the local stand-in: exactly once, in order, retried."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from delivery_helpers import (
+    KEY,
+    accepted_counts,
+    assert_delivery_order,
+    batches,
+    body_key,
+    workload,
+)
+
+from accoil_transform.batches import CallBatch
+from accoil_transform.delivery import (
+    AccoilClient,
+    AuthenticationError,
+    DeliveryOptions,
+    DeliveryReport,
+    FlowControl,
+    RetryPolicy,
+    send,
+)
+from accoil_transform.formats import AuthScheme, get_format
+from accoil_transform.testing import FaultPlan, LocalAccoil
+
+FAST = RetryPolicy(backoff_base=0.005, backoff_cap=0.05, max_attempts=12)
+
+
+def deliver(
+    srv: LocalAccoil,
+    calls: list[Any],
+    fmt: str = "v2",
+    *,
+    batch_size: int = 50,
+    key: str = KEY,
+    **options: Any,
+) -> DeliveryReport:
+    options.setdefault("retry", FAST)
+    return send(
+        batches(calls, srv.base_url, fmt, batch_size),
+        api_key=key,
+        auth=get_format(fmt).auth,
+        options=DeliveryOptions(**options),
+    )
+
+
+def assert_adds_up(report: DeliveryReport, calls: list[Any]) -> None:
+    for kind in ("identify", "group", "track"):
+        n = sum(c.kind == kind for c in calls)
+        stats = report.endpoints.get(kind)
+        assert (stats.sent + stats.skipped + stats.failed if stats else 0) == n, kind
+    total = report.total
+    assert total.sent + total.skipped + total.failed == len(calls)
+    assert report.to_dict()["total"]["sent"] == total.sent
+
+
+@pytest.mark.parametrize("fmt", ["v2", "segment", "v1"])
+def test_every_call_arrives_once_in_order(accoil_server: LocalAccoil, fmt: str) -> None:
+    calls = workload(users=12, groups=5, tracks=300, fmt=fmt)
+    report = deliver(accoil_server, calls, fmt, concurrency=8)
+    accepted = accoil_server.accepted
+    assert accepted_counts(accepted) == {body_key(c.body): 1 for c in calls}
+    assert_delivery_order(accepted, fmt)
+    assert report.endpoints["identify"].sent == 12
+    assert report.endpoints["group"].sent == 5
+    assert report.endpoints["track"].sent == 300
+    assert report.total.retried == 0
+    assert_adds_up(report, calls)
+
+
+def test_random_faults_every_call_accepted_exactly_once(
+    accoil_server_factory: Any, tmp_path: Path
+) -> None:
+    faults = FaultPlan(rate_limit=0.04, retry_after="0", unavailable=0.03, drop=0.03, seed=11)
+    srv = accoil_server_factory(faults=faults)
+    calls = workload(users=40, groups=10, tracks=1500)
+    report = deliver(
+        srv,
+        calls,
+        concurrency=12,
+        ledger_path=tmp_path / "l.sqlite",
+        dead_letter_path=tmp_path / "dead.ndjson",
+    )
+    accepted = srv.accepted
+    assert accepted_counts(accepted) == {body_key(c.body): 1 for c in calls}
+    assert_delivery_order(accepted)
+    faulted = [r for r in srv.requests if r.fault is not None]
+    assert len(faulted) > 100  # the faults really happened (~10% of requests)
+    assert report.total.sent == len(calls) == srv.stats()["accepted"]
+    assert report.total.failed == report.total.dead_lettered == 0
+    assert report.total.retried == len(faulted)  # one retry per faulted request
+    assert report.total.throttled == sum(r.fault == "429" for r in faulted)
+    assert report.total.sent + report.total.retried == len(srv.requests)
+    assert_adds_up(report, calls)
+    assert not (tmp_path / "dead.ndjson").exists()
+
+
+def test_second_run_sends_nothing(accoil_server: LocalAccoil, tmp_path: Path) -> None:
+    calls = workload(users=5, tracks=120)
+    ledger = tmp_path / "ledger.sqlite"
+    first = deliver(accoil_server, calls, concurrency=4, ledger_path=ledger)
+    assert first.total.sent == len(calls)
+    requests_before = len(accoil_server.requests)
+    second = deliver(accoil_server, calls, concurrency=4, ledger_path=ledger)
+    assert len(accoil_server.requests) == requests_before
+    assert second.total.sent == 0
+    assert second.total.skipped == len(calls)
+    assert second.endpoints["track"].skipped == 120
+    assert_adds_up(second, calls)
+
+
+def test_rejected_calls_go_to_the_dead_letter_file(
+    accoil_server: LocalAccoil, tmp_path: Path
+) -> None:
+    calls = workload(users=3, tracks=30)
+    for i in (5, 17):  # break the contract: no event name
+        del calls[3 + i].body["event"]
+    dead = tmp_path / "out" / "dead.ndjson"
+    report = deliver(accoil_server, calls, concurrency=4, dead_letter_path=dead)
+    lines = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert sorted(d["call_id"] for d in lines) == ["tr-17", "tr-5"]
+    for d in lines:
+        assert d["status"] == 400
+        assert d["kind"] == "track"
+        assert d["url"] == accoil_server.base_url + "/v2/track"
+        assert "'event' is required" in d["response_start"]
+        assert d["body"] == calls[3 + int(d["call_id"][3:])].body
+    track = report.endpoints["track"]
+    assert (track.sent, track.failed, track.dead_lettered, track.retried) == (28, 2, 2, 0)
+    assert len(accoil_server.requests) == len(calls)  # a 400 is never retried
+    assert_adds_up(report, calls)
+
+
+def test_wrong_key_stops_the_run_early(accoil_server: LocalAccoil, tmp_path: Path) -> None:
+    calls = workload(users=50, tracks=2000)
+    dead = tmp_path / "dead.ndjson"
+    with pytest.raises(AuthenticationError) as info:
+        deliver(
+            accoil_server,
+            calls,
+            key="wrong-key-123",
+            concurrency=4,
+            auth_failure_threshold=10,
+            dead_letter_path=dead,
+        )
+    assert len(accoil_server.requests) <= 10 + 4
+    assert accoil_server.accepted == []
+    message = str(info.value)
+    assert "401" in message and "API key" in message
+    assert "wrong-key-123" not in message
+    assert not dead.exists()  # the calls are fine; the key is not
+    report = info.value.report
+    assert report.stopped == message
+    assert report.total.failed == len(accoil_server.requests)
+
+
+def test_early_auth_failures_are_dead_lettered_once_the_key_works(
+    accoil_server: LocalAccoil, tmp_path: Path
+) -> None:
+    accoil_server.faults.script(403, count=3)
+    calls = workload(users=2, tracks=10)
+    dead = tmp_path / "dead.ndjson"
+    report = deliver(
+        accoil_server, calls, concurrency=1, auth_failure_threshold=5, dead_letter_path=dead
+    )
+    lines = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert [d["call_id"] for d in lines] == ["id-0", "id-1", "tr-0"]
+    assert {d["status"] for d in lines} == {403}
+    assert report.total.sent == len(calls) - 3
+    assert_adds_up(report, calls)
+
+
+def test_retry_after_is_obeyed(accoil_server: LocalAccoil) -> None:
+    accoil_server.faults.script(429, retry_after="1")
+    calls = workload(users=1, tracks=3)
+    report = deliver(accoil_server, calls, concurrency=1)
+    reqs = accoil_server.requests
+    assert [r.status for r in reqs] == [429, 202, 202, 202, 202]
+    throttled, retry = reqs[0], reqs[1]
+    assert retry.body == throttled.body
+    assert retry.mono - throttled.mono >= 1.0  # measured on the server's clock
+    assert report.total.throttled == 1
+
+
+def test_retry_after_pauses_every_worker(accoil_server: LocalAccoil) -> None:
+    accoil_server.faults.latency_ms = 20
+    accoil_server.faults.script(429, retry_after="1")
+    deliver(accoil_server, workload(users=20, tracks=0), concurrency=4)
+    reqs = accoil_server.requests
+    t429 = reqs[0].mono
+    # requests sent after the 429 came back (all but the <= 3 already in flight) wait 1 s
+    late = [r for r in reqs[1:] if r.mono - t429 >= 1.0]
+    assert len(late) >= len(reqs) - 1 - 3
+
+
+def test_attempts_are_bounded(accoil_server: LocalAccoil, tmp_path: Path) -> None:
+    accoil_server.faults.script(503, count=6)
+    dead = tmp_path / "dead.ndjson"
+    calls = workload(users=2, tracks=0)
+    policy = RetryPolicy(max_attempts=3, backoff_base=0.001)
+    report = deliver(accoil_server, calls, concurrency=1, retry=policy, dead_letter_path=dead)
+    assert len(accoil_server.requests) == 6
+    assert accoil_server.accepted == []
+    stats = report.endpoints["identify"]
+    assert (stats.sent, stats.failed, stats.retried, stats.dead_lettered) == (0, 2, 4, 2)
+    assert [orjson.loads(x)["status"] for x in dead.read_bytes().splitlines()] == [503, 503]
+
+
+def test_dropped_connections_exhaust_into_the_dead_letter_file(
+    accoil_server: LocalAccoil, tmp_path: Path
+) -> None:
+    accoil_server.faults.script("drop", count=2)
+    dead = tmp_path / "dead.ndjson"
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.001)
+    report = deliver(
+        accoil_server,
+        workload(users=1, tracks=0),
+        concurrency=1,
+        retry=policy,
+        dead_letter_path=dead,
+    )
+    [line] = [orjson.loads(x) for x in dead.read_bytes().splitlines()]
+    assert line["status"] is None
+    assert "no response" in line["response_start"]
+    assert report.total.failed == 1
+
+
+def test_max_rate_spaces_requests(accoil_server: LocalAccoil) -> None:
+    calls = workload(users=30, tracks=0)
+    deliver(accoil_server, calls, concurrency=8, max_rate=100)
+    times = sorted(r.mono for r in accoil_server.requests)
+    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / 100
+
+
+def test_backpressure_reads_batches_lazily(accoil_server: LocalAccoil) -> None:
+    calls = workload(users=50, tracks=3000)
+    window, batch_size = 16, 25
+    gaps: list[int] = []
+
+    def watched() -> Iterator[CallBatch]:
+        handed = 0
+        for batch in batches(calls, accoil_server.base_url, batch_size=batch_size):
+            gaps.append(handed - accoil_server.stats()["accepted"])
+            handed += len(batch)
+            yield batch
+
+    report = send(
+        watched(),
+        api_key=KEY,
+        auth=AuthScheme.RAW_BASIC,
+        options=DeliveryOptions(concurrency=4, window=window),
+    )
+    assert report.total.sent == len(calls)
+    assert max(gaps) <= window  # never more than `window` calls ahead of the server
+    assert len(gaps) == 2 + 3000 // batch_size  # every batch was read, one at a time
+
+
+def test_flow_control_cuts_on_429_and_recovers() -> None:
+    now = [0.0]
+    flow = FlowControl(8, clock=lambda: now[0])
+    for _ in range(8):
+        assert flow.acquire()
+    flow.release(throttled=True, pause=2.0)
+    assert (flow.window, flow.resume_at) == (4.0, 2.0)
+    flow.release(throttled=True)  # same round trip: no second cut
+    assert flow.window == 4.0
+    for _ in range(6):
+        flow.release()  # neither success nor 429: no change
+    assert flow.window == 4.0
+    now[0] = 2.0  # the pause is over
+    for _ in range(4):
+        assert flow.acquire()
+    for _ in range(40):  # additive increase: +1/window per success
+        flow.release(ok=True)
+        assert flow.acquire()
+    assert flow.window == 8.0
+    flow.close()
+    assert not flow.acquire()
+
+
+def test_options_are_validated() -> None:
+    for bad in (
+        {"concurrency": 0},
+        {"max_rate": 0},
+        {"auth_failure_threshold": 0},
+        {"concurrency": 8, "window": 4},
+    ):
+        with pytest.raises(ValueError):
+            DeliveryOptions(**bad)
+    with pytest.raises(ValueError, match="API key is required"):
+        send([], api_key="", auth=AuthScheme.RAW_BASIC)
+
+
+def test_empty_input() -> None:
+    report = send([], api_key=KEY, auth=AuthScheme.RAW_BASIC)
+    assert report.total.sent == 0
+    assert report.to_dict()["calls"] == {}
+
+
+def test_tls_verification_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
+    client = AccoilClient(KEY, AuthScheme.RAW_BASIC)
+    assert client._settings("https://in.accoil.com/v2/track")["verify"] is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    client = AccoilClient(KEY, AuthScheme.RAW_BASIC)
+    settings = client._settings("https://in.accoil.com/v2/track")
+    assert settings["verify"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert client._session().verify is True

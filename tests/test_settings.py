@@ -1,0 +1,112 @@
+"""Settings: TOML file < ACCOIL_* environment < flags, validated, secrets masked."""
+
+from pathlib import Path
+
+import pytest
+
+from accoil_transform.cli import main
+from accoil_transform.errors import ConfigError
+from accoil_transform.settings import SETTINGS, Settings
+
+TOML = """
+[transform]
+user_id = "user_properties.email"
+properties = ["plan_type", "event_properties.trial_end"]
+exclude_events = ["session_start"]
+event_rename = {"Report Created" = "Report_Created"}
+
+[output]
+format = "stream"
+
+[delivery]
+concurrency = 8
+api_key = "toml-secret-key"
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "accoil.toml"
+    path.write_text(TOML)
+    return path
+
+
+def test_defaults_mirror_the_destination():
+    s = Settings.load(env={})
+    cfg = s.transform_config()
+    assert str(cfg.user_id) == "user_id"
+    assert cfg.user_traits == ("email", "name")
+    assert cfg.include_events == () and cfg.exclude_events == ()
+    assert s["format"] == "v2" and s["api_key"] is None
+    assert all(s.origin(x.name) == "default" for x in SETTINGS)
+
+
+def test_file_then_env_then_flags(config_file):
+    s = Settings.load(config_file, env={"ACCOIL_CONCURRENCY": "12", "ACCOIL_FORMAT": "v1"},
+                      flags={"format": "segment", "properties": ["plan"]})
+    assert s["concurrency"] == 12 and s.origin("concurrency") == "$ACCOIL_CONCURRENCY"
+    assert s["format"] == "segment" and s.origin("format") == "flag"
+    assert s["properties"] == ["plan"]
+    assert s["exclude_events"] == ["session_start"] and s.origin("exclude_events") == str(config_file)
+    cfg = s.transform_config()
+    assert cfg.user_id_ref.scope == "user_properties" and cfg.user_id_ref.name == "email"
+    assert cfg.event_rename == {"Report Created": "Report_Created"}
+
+
+def test_env_lists_are_comma_separated():
+    s = Settings.load(env={"ACCOIL_PROPERTIES": "plan, trial_end ,", "ACCOIL_STRICT": "true"})
+    assert s["properties"] == ["plan", "trial_end"]
+    assert s["strict"] is True
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[delivery]\nconcurrency = "many"\n', "concurrency must be an integer"),
+        ("[delivery]\nconcurrency = 0\n", "concurrency must be at least 1"),
+        ('[output]\nformat = "v3"\n', "format must be one of"),
+        ("[output]\nuser_id = 'x'\n", "it belongs in [transform]"),
+        ("[transform]\nnope = 1\n", "unknown setting [transform] nope"),
+        ("[transform\n", "not valid TOML"),
+        ('[transform]\ninclude_events = ["a"]\nexclude_events = ["a"]\n', "both included and excluded"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_setting(tmp_path, toml, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=None) as info:
+        Settings.load(path, env={})
+    assert message in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        Settings.load(tmp_path / "absent.toml", env={})
+
+
+def test_secrets_are_masked_everywhere(config_file):
+    s = Settings.load(config_file, env={"AMPLITUDE_SECRET_KEY": "amp-secret-value"})
+    text = repr(s) + str(s.effective())
+    assert "toml-secret-key" not in text and "amp-secret-value" not in text
+    assert s["api_key"] == "toml-secret-key"
+    assert s.origin("amplitude_secret_key") == "$AMPLITUDE_SECRET_KEY"
+
+
+def test_config_check_prints_effective_settings_masked(config_file, capsys, monkeypatch):
+    monkeypatch.delenv("ACCOIL_API_KEY", raising=False)
+    code = main(["config", "check", "--config", str(config_file), "--concurrency", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "toml-secret-key" not in out
+    assert "****" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "4" in rows["concurrency"] and rows["concurrency"].endswith("flag")
+    assert "stream" in rows["format"] and rows["format"].endswith(str(config_file))
+    assert "a run would be a delivery" in out
+
+
+def test_config_check_rejects_a_bad_file(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("[delivery]\nmax_rate = -1\n")
+    assert main(["config", "check", "--config", str(path)]) == 2
+    assert "max_rate must be positive" in capsys.readouterr().err
