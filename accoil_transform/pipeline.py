@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,8 @@ def _deliver(calls: pl.DataFrame, options: RunOptions) -> dict[str, Any]:
         calls, wire, base_url=options.base_url, url=options.url, batch_size=options.batch_size
     )
     delivery_options = options.delivery or DeliveryOptions()
+    if delivery_options.total_calls is None:
+        delivery_options = replace(delivery_options, total_calls=calls.height)
     assert options.api_key is not None
     outcome = send(batches, api_key=options.api_key, auth=wire.auth, options=delivery_options)
     return outcome.to_dict()

@@ -73,11 +73,14 @@ SETTINGS: tuple[Setting, ...] = (
     _s("concurrency", "delivery", int, 16, "requests in flight"),
     _s("max_rate", "delivery", float, None, "at most this many calls per second"),
     _s("timeout", "delivery", float, 30.0, "seconds to wait for each response"),
+    _s("max_attempts", "delivery", int, 8, "tries per call, the first included (retryable failures only)"),
+    _s("max_retry_seconds", "delivery", float, 300.0, "give up retrying a call after this many seconds"),
     _s("ledger", "delivery", Path, Path("accoil-ledger.sqlite"), "SQLite file of acknowledged calls and sync state"),
     _s("dead_letter", "delivery", Path, Path("accoil-dead-letter.ndjson"), "NDJSON file of rejected calls"),
     _s("amplitude_api_key", "amplitude", str, None, "Amplitude project API key (export)", secret=True),
     _s("amplitude_secret_key", "amplitude", str, None, "Amplitude project secret key (export)", secret=True),
     _s("amplitude_region", "amplitude", str, "us", "Amplitude data region: us or eu"),
+    _s("amplitude_base_url", "amplitude", str, None, "Export API URL override (default: the region's host)"),
     _s("export_dir", "amplitude", Path, Path("amplitude-export"), "where sync stores exported hours"),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -180,13 +183,14 @@ class Settings:
         v = self._values
         if v["format"] not in FORMATS:
             raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {v['format']!r}")
-        for name in ("batch_size", "concurrency"):
+        for name in ("batch_size", "concurrency", "max_attempts"):
             if v[name] < 1:
                 raise ConfigError(f"{name} must be at least 1, got {v[name]}")
         if v["max_rate"] is not None and v["max_rate"] <= 0:
             raise ConfigError(f"max_rate must be positive, got {v['max_rate']}")
-        if v["timeout"] <= 0:
-            raise ConfigError(f"timeout must be positive, got {v['timeout']}")
+        for name in ("timeout", "max_retry_seconds"):
+            if v[name] <= 0:
+                raise ConfigError(f"{name} must be positive, got {v[name]}")
         if v["amplitude_region"] not in ("us", "eu"):
             raise ConfigError(f"amplitude_region must be us or eu, got {v['amplitude_region']!r}")
         self.transform_config()  # raises on a bad user_id / overlapping filters

@@ -34,6 +34,7 @@ need pyspark, calling it does.
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -47,9 +48,11 @@ import pyarrow as pa
 from .batch import CALLS_ARROW_SCHEMA, transform_batch
 from .batches import DEFAULT_BATCH_SIZE, iter_batches
 from .config import TransformConfig
+from .errors import InputError
 from .formats import get_format
-from .normalize import _canonical_names, normalize_frame
-from .schema import JSON_COLUMNS, ndjson_read_schema
+from .normalize import normalize_frame
+from .readers import _file_order, parse_ndjson
+from .schema import JSON_COLUMNS, canonical_name, ndjson_read_schema
 from .transform import dedup_key, user_id
 
 if TYPE_CHECKING:
@@ -65,8 +68,7 @@ CALLS_DDL = "endpoint string, call_id string, body string"
 #: Columns the per-partition transform needs, after normalisation (Spark DDL).
 _CANONICAL_DDL = (
     "_row long, uuid string, insert_id string, device_id string, user_id string, "
-    "event_type string, event_time timestamp, "
-    + ", ".join(f"{c} string" for c in JSON_COLUMNS)
+    "event_type string, event_time timestamp, " + ", ".join(f"{c} string" for c in JSON_COLUMNS)
 )
 _KEYED_DDL = _CANONICAL_DDL + ", _key string, _user string"
 _SOURCE = "<spark>"
@@ -85,29 +87,36 @@ def _pyspark() -> Any:
 
 
 def read_amplitude_json(
-    spark: SparkSession, paths: str | Iterable[str], config: TransformConfig | None = None
+    spark: SparkSession,
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    config: TransformConfig | None = None,
 ) -> DataFrame:
     """Read Amplitude NDJSON files (``.json``, ``.json.gz``) into a Spark DataFrame.
 
     For the S3/GCS export layout, or Export API zips once unzipped (their members are
-    gzip NDJSON). Nested columns stay JSON text. ``_row`` numbers the non-blank lines as
-    the single-machine reader does for a folder: files in path order, lines in file
-    order. It costs one counting pass over the files.
+    gzip NDJSON). Lines are parsed by the core's own NDJSON reader, so nested columns
+    are the same JSON text as on one machine; a line that is not a JSON object becomes
+    a row of nulls (malformed, as on one machine). ``_row`` numbers the non-blank lines
+    as the single-machine reader does for a folder: by directory, then Export API
+    members by date, hour and part, then by name; lines in file order. Numbering costs
+    one counting pass over the files.
     """
     F = _pyspark()
-    from pyspark.sql import types as T
 
     config = config or TransformConfig()
     uid = config.user_id_ref
-    names = ndjson_read_schema(uid.name if uid.scope == "column" else None)
-    schema = T.StructType([T.StructField(n, T.StringType()) for n in names])
-    paths = [paths] if isinstance(paths, str) else [str(p) for p in paths]
+    schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
+    ddl = "_row long, " + ", ".join(f"`{name}` string" for name in schema)
+    single = isinstance(paths, str | os.PathLike)
+    paths = [_absolute(p) for p in ([paths] if single else paths)]  # type: ignore[list-item,union-attr]
+    value = F.regexp_replace("value", "^\ufeff", "")  # a UTF-8 byte order mark
     lines = (
-        spark.read.text(paths)
-        .where(F.length(F.btrim("value", F.lit(" \t\r\n\x0b\x0c"))) > 0)
+        spark.read.option("lineSep", "\n")  # not at a lone \r, as on one machine
+        .text(paths)
+        .where(F.length(F.btrim(value, F.lit(" \t\r\x0b\x0c"))) > 0)
         # After the filter, so that ids are consecutive within a file split.
         .select(
-            "value",
+            value.alias("value"),
             F.col("_metadata.file_path").alias("_file"),
             F.col("_metadata.file_block_start").alias("_block"),
             F.monotonically_increasing_id().alias("_mid"),
@@ -121,16 +130,48 @@ def read_amplitude_json(
         shifts.append((split["_file"], split["_block"], start - split["first"]))
         start += split["n"]
     shift = spark.createDataFrame(shifts, "_file string, _block long, _shift long")
-    return lines.join(F.broadcast(shift), ["_file", "_block"]).select(
-        (F.col("_mid") + F.col("_shift")).alias("_row"),
-        F.from_json("value", schema).alias("e"),
-    ).select("_row", "e.*")
+    numbered = lines.join(F.broadcast(shift), ["_file", "_block"]).select(
+        (F.col("_mid") + F.col("_shift")).alias("_row"), "value"
+    )
+    parse = _ParseLines(schema, _arrow_schema(spark, ddl))
+    return _map_in_arrow(numbered, parse, ddl)
 
 
-def _path_key(uri: str) -> tuple[str, ...]:
-    """Sort like the single-machine reader sorts a folder's ``Path`` objects."""
-    path = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
-    return tuple(p for p in path.split("/") if p)
+class _ParseLines:
+    """mapInArrow: NDJSON lines to event columns with the core's NDJSON reader."""
+
+    def __init__(self, schema: dict[str, pl.DataType], arrow: pa.Schema) -> None:
+        self.schema, self.arrow = schema, arrow
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            values = batch.column("value").to_pylist()
+            try:
+                parsed = parse_ndjson("\n".join(values).encode(), _SOURCE, self.schema)
+            except InputError:  # no line of this batch is a JSON object: all malformed
+                parsed = pl.DataFrame(
+                    {
+                        name: pl.Series(name, [None] * len(values), dtype)
+                        for name, dtype in self.schema.items()
+                    }
+                )
+            if parsed.height != len(values):
+                raise RuntimeError("NDJSON lines and parsed rows do not line up")
+            out = parsed.select(list(self.schema)).with_columns(
+                _row=pl.Series(batch.column("_row"))
+            )
+            yield from _to_arrow(out.select(self.arrow.names), self.arrow)
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """A local relative path made absolute here: Spark resolves it against the JVM's cwd."""
+    text = os.fspath(path)
+    return text if "://" in text or text.startswith("file:") else os.path.abspath(text)
+
+
+def _path_key(uri: str) -> tuple:
+    """Sort like the single-machine reader sorts a folder (Export API members by hour)."""
+    return _file_order(Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path)))
 
 
 # --------------------------------------------------------------------------- transform
@@ -162,8 +203,9 @@ def to_calls(
     config = config or TransformConfig()
     wire = get_format(format)
     spark = spark_df.sparkSession
-    shaped = _shape(spark_df, config)
-    keyed = shaped.mapInArrow(_Normalize(config, _arrow_schema(spark, _KEYED_DDL)), _KEYED_DDL)
+    shaped, names = _shape(spark_df, config)
+    normalize = _Normalize(config, names, _arrow_schema(spark, _KEYED_DDL))
+    keyed = _map_in_arrow(shaped, normalize, _KEYED_DDL)
 
     # 2. Duplicates: the first non-malformed occurrence of a key, in input order, is kept.
     # Rows without a key get a key of their own, so they do not all meet in one task.
@@ -178,56 +220,63 @@ def to_calls(
     # 3. Each user's rows in one partition, in input order.
     n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
     by_user = flagged.repartition(n, "_user").sortWithinPartitions("_row").drop("_key", "_user")
-    return by_user.mapInArrow(
-        _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL)), CALLS_DDL
-    )
+    if config.user_id_ref.scope == "column":  # canonical rows hold it as ``user_id``
+        config = config.replace(user_id="user_id")
+    transform = _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL))
+    return _map_in_arrow(by_user, transform, CALLS_DDL)
 
 
-def _shape(df: DataFrame, config: TransformConfig) -> DataFrame:
-    """The columns the core reads, named canonically; nested ones as JSON text."""
+def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]]:
+    """The columns the core reads, nested ones as JSON text, and their input names.
+
+    Columns are renamed by position (``_c0``, ``_c1``...): input names may hold ``$``
+    or dots, or differ only in case, which Spark cannot tell apart. The partitions put
+    the input names back, and ``normalize_frame`` folds them (every spelling of a
+    column, coalesced) exactly as on one machine.
+    """
     F = _pyspark()
     from pyspark.sql import types as T
 
     uid = config.user_id_ref
-    wanted = {"_row", "uuid", "insert_id", "device_id", "event_type", "event_time", *JSON_COLUMNS}
+    wanted = {"uuid", "insert_id", "device_id", "event_type", "event_time", *JSON_COLUMNS}
     if uid.scope == "column":
-        wanted.add(uid.name.lower())
-    # Columns by position: names may hold '$', dots, or differ only in case.
-    renames = _canonical_names(df.columns)
-    positional = df.toDF(*[f"_c{i}" for i in range(len(df.columns))])
+        wanted.add(canonical_name(uid.name))
     nested = (T.StructType, T.MapType, T.ArrayType, T.VariantType)
-    picked, taken = [], set()
-    for i, (orig, field) in enumerate(zip(df.columns, positional.schema.fields, strict=True)):
-        name = renames.get(orig)
-        if name not in wanted or name in taken:
-            continue
-        taken.add(name)
+    picked, names, row = [], [], None
+    for i, field in enumerate(df.schema.fields):
+        name = canonical_name(field.name)
         col = F.col(f"_c{i}")
-        if name in JSON_COLUMNS and isinstance(field.dataType, nested):
-            col = F.to_json(col, {"ignoreNullFields": "false"})
-        picked.append(col.alias(name))
-    out = positional.select(*picked)
-    if "_row" not in taken:
-        out = out.withColumn("_row", F.monotonically_increasing_id())
-    else:
-        out = out.withColumn("_row", F.col("_row").cast("long"))
+        if name == "_row" and row is None:
+            row = col.cast("long")
+        elif name in wanted:
+            if name in JSON_COLUMNS and isinstance(field.dataType, nested):
+                col = F.to_json(col, {"ignoreNullFields": "false"})
+            picked.append(col.alias(f"_c{len(names)}"))
+            names.append(field.name)
+    positional = df.toDF(*[f"_c{i}" for i in range(len(df.columns))])
+    if row is None:
+        row = F.monotonically_increasing_id()  # before any shuffle: the scan order
+    out = positional.select(row.alias("_row"), *picked)
     # Check the shape on the driver, with the core's own rules, before any task runs.
-    empty = pl.from_arrow(_arrow_schema(df.sparkSession, out.drop("_row").schema).empty_table())
+    arrow = _arrow_schema(df.sparkSession, out.drop("_row").schema)
+    empty = pl.from_arrow(arrow.empty_table()).rename(dict(zip(arrow.names, names, strict=True)))
     normalize_frame(empty, config, source="the Spark DataFrame")  # type: ignore[arg-type]
-    return out
+    return out, names
 
 
 class _Normalize:
     """mapInArrow: each scan batch to canonical columns plus the duplicate and user keys."""
 
-    def __init__(self, config: TransformConfig, schema: pa.Schema) -> None:
-        self.config, self.schema = config, schema
+    def __init__(self, config: TransformConfig, names: list[str], schema: pa.Schema) -> None:
+        self.config, self.names, self.schema = config, names, schema
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             frame = pl.from_arrow(batch)
             assert isinstance(frame, pl.DataFrame)
-            canonical = normalize_frame(frame.drop("_row"), self.config, source=_SOURCE)
+            events = frame.drop("_row")
+            events.columns = self.names
+            canonical = normalize_frame(events, self.config, source=_SOURCE)
             out = canonical.with_columns(
                 _row=frame["_row"].cast(pl.UInt64),
                 _key=pl.when(pl.col("_malformed").is_null()).then(dedup_key()),
@@ -246,8 +295,8 @@ class _Transform:
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # identify = a user's latest event: the partition is transformed as one batch.
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows == 0:
+        table = _whole(batches)
+        if table is None:
             return
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
@@ -256,6 +305,35 @@ class _Transform:
         ).with_columns(_row=frame["_row"].cast(pl.UInt64), _duplicate=frame["_duplicate"])
         for out in transform_batch(canonical, self.config, self.fmt).to_batches():
             yield out.cast(self.schema)
+
+
+def _map_in_arrow(df: DataFrame, func: Any, schema: str) -> DataFrame:
+    """``df.mapInArrow(func, schema)``, also where pandas is not installed.
+
+    PySpark builds every Arrow UDF through ``pandas_udf``, which insists on pandas,
+    though ``mapInArrow`` never uses it (neither does its worker). Without pandas,
+    the same plan node is built from PySpark's ``UserDefinedFunction`` directly.
+    """
+    try:
+        return df.mapInArrow(func, schema)
+    except ImportError as exc:
+        if "pandas" not in str(exc).lower() or not hasattr(df, "_jdf"):
+            raise
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql.udf import UserDefinedFunction
+    from pyspark.util import PythonEvalType
+
+    udf = UserDefinedFunction(
+        func, returnType=schema, evalType=PythonEvalType.SQL_MAP_ARROW_ITER_UDF
+    )
+    column = udf(*[df[name] for name in df.columns])
+    return SparkDataFrame(df._jdf.mapInArrow(column._jc, False, None), df.sparkSession)
+
+
+def _whole(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
+    """A partition's batches as one table; ``None`` for an empty partition."""
+    collected = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(collected) if collected else None
 
 
 def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -294,9 +372,11 @@ def _arrow_schema(spark: SparkSession, schema: Any) -> pa.Schema:
 # --------------------------------------------------------------------------- outputs
 
 
-def write_calls_parquet(calls_df: DataFrame, path: str, *, mode: str = "overwrite") -> None:
+def write_calls_parquet(
+    calls_df: DataFrame, path: str | os.PathLike[str], *, mode: str = "overwrite"
+) -> None:
     """Write a calls DataFrame to Parquet, one file per partition of users."""
-    calls_df.write.mode(mode).parquet(str(path))
+    calls_df.write.mode(mode).parquet(_absolute(path))
 
 
 def send_partitions(
@@ -322,29 +402,59 @@ def send_partitions(
     Returns the summed report of all partitions.
     """
     _pyspark()
-    from .delivery import DeliveryOptions, DeliveryReport, EndpointStats, Secret
+    from .delivery import DeliveryOptions, DeliveryReport, EndpointStats
 
+    if not api_key:
+        raise ValueError("an API key is required to send calls (set ACCOIL_API_KEY)")
     wire = get_format(format)
     send = _Send(
-        Secret(api_key),
+        _TaskKey(api_key),
         wire.name,
-        str(ledger_dir),
+        str(Path(ledger_dir).resolve()),  # a local or mounted folder: SQLite files
         options or DeliveryOptions(),
         base_url=base_url,
         url=url,
         batch_size=batch_size,
     )
     started = time.perf_counter()
-    rows = calls_df.mapInArrow(send, "partition int, report string").collect()
+    rows = _map_in_arrow(calls_df, send, "partition int, report string").collect()
     total = DeliveryReport()
     known = {f.name for f in fields(EndpointStats)}
     for row in rows:
         part = _loads(row["report"])
         for kind, stats in part["calls"].items():
-            total.endpoint(kind).add(EndpointStats(**{k: v for k, v in stats.items() if k in known}))
+            total.endpoint(kind).add(
+                EndpointStats(**{k: v for k, v in stats.items() if k in known})
+            )
         total.stopped = total.stopped or part["stopped"]
     total.duration_s = time.perf_counter() - started
     return total
+
+
+class _TaskKey:
+    """The API key on its way to the executors, inside the task closure.
+
+    Unlike :class:`~accoil_transform.delivery.Secret` it can be pickled (Spark must ship
+    it); like it, it never shows itself. On shared clusters enable Spark's RPC
+    encryption (``spark.network.crypto.enabled``).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __getstate__(self) -> str:
+        return self._value
+
+    def __setstate__(self, state: str) -> None:
+        self._value = state
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "_TaskKey('***')"
 
 
 class _Send:
@@ -367,8 +477,8 @@ class _Send:
 
         context = TaskContext.get()
         pid = context.partitionId() if context else 0
-        table = pa.Table.from_batches(list(batches))
-        if table.num_rows == 0:
+        table = _whole(batches)
+        if table is None:
             return
         calls = pl.from_arrow(table)
         assert isinstance(calls, pl.DataFrame)

@@ -36,11 +36,15 @@ class SyncResult:
 
     @property
     def complete(self) -> bool:
-        """Every call was accepted or dead-lettered (nothing left to retry)."""
+        """Every call was accepted, or rejected by Accoil and dead-lettered by policy.
+
+        Calls that ran out of retries (timeouts, 5xx) leave the window incomplete, so
+        the next run repeats it.
+        """
         if self.report is None:
             return True
         calls = self.report.get("delivery", {}).get("calls", {})
-        return not any(c.get("failed", 0) for c in calls.values())
+        return all(c.get("failed", 0) == c.get("rejected", 0) for c in calls.values())
 
 
 def latest_exportable_hour(now: datetime | None = None) -> datetime:

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check",
         help="validate a config file and print the effective settings (secrets masked)",
     )
-    add_setting_flags(check)
+    add_setting_flags(check, amplitude=True)
     check.set_defaults(func=check_main)
 
 

@@ -36,12 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def add_setting_flags(p: argparse.ArgumentParser) -> None:
-    """Flags for every setting (default None = not given, so lower layers show through)."""
+def add_setting_flags(p: argparse.ArgumentParser, *, amplitude: bool = False) -> None:
+    """Flags for every setting (default None = not given, so lower layers show through).
+
+    The ``[amplitude]`` settings get flags only where they are used (``amplitude``).
+    """
     p.add_argument("--config", type=Path, default=None, help="TOML config file")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for s in SETTINGS:
-        if s.section == "amplitude":
+        if s.section == "amplitude" and not amplitude:
             continue
         group = groups.setdefault(s.section, p.add_argument_group(s.section))
         flag = "--" + _FLAG_NAMES.get(s.name, s.name).replace("_", "-")
@@ -99,12 +102,16 @@ def options_from_settings(settings: Settings, *, dry_run: bool = False) -> RunOp
 
 
 def delivery_options(settings: Settings):  # -> DeliveryOptions
-    from ..delivery import DeliveryOptions
+    from ..delivery import DeliveryOptions, RetryPolicy
 
     return DeliveryOptions(
         concurrency=settings["concurrency"],
         max_rate=settings["max_rate"],
-        timeout=settings["timeout"],
+        timeout=(min(10.0, settings["timeout"]), settings["timeout"]),
+        retry=RetryPolicy(
+            max_attempts=settings["max_attempts"],
+            max_total_seconds=settings["max_retry_seconds"],
+        ),
         ledger_path=settings["ledger"],
         dead_letter_path=settings["dead_letter"],
         progress=sys.stderr.isatty(),
@@ -133,8 +140,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _exit_code(exc: Exception) -> int:
+    from ..delivery import AuthenticationError
+
     if isinstance(exc, InputError):
         return EXIT_INPUT
-    if type(exc).__name__ == "AuthenticationError":
+    if isinstance(exc, AuthenticationError):
         return EXIT_AUTH
     return EXIT_FAILED_CALLS

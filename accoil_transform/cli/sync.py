@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from ..amplitude_export import AmplitudeExportClient, ExportError
+from ..delivery import AuthenticationError
 from ..errors import AccoilTransformError, ConfigError, InputError
 from ..output import format_report
 from ..sync import sync
@@ -47,10 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", metavar="YYYYMMDDTHH", help="first hour for the very first run")
     p.add_argument("--until", metavar="YYYYMMDDTHH",
                    help="last hour to sync (default: the latest hour Amplitude has exported, now - 3 h)")
-    p.add_argument("--amplitude-base-url", metavar="URL", help="override the Export API URL")
     p.add_argument("--dry-run", action="store_true",
                    help="write the calls instead of sending them; the state does not move")
-    add_setting_flags(p)
+    add_setting_flags(p, amplitude=True)
     p.set_defaults(func=main)
 
 
@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
             settings["amplitude_api_key"],
             settings["amplitude_secret_key"],
             region=settings["amplitude_region"],
-            base_url=args.amplitude_base_url,
+            base_url=settings["amplitude_base_url"],
         ) as client:
             result = sync(
                 config=config,
@@ -85,12 +85,10 @@ def main(args: argparse.Namespace) -> int:
         return _fail(f"Amplitude export failed: {exc}", EXIT_EXPORT)
     except InputError as exc:
         return _fail(str(exc), EXIT_INPUT)
+    except AuthenticationError as exc:
+        return _fail(str(exc), EXIT_AUTH)
     except AccoilTransformError as exc:
         return _fail(str(exc), EXIT_INCOMPLETE)
-    except Exception as exc:
-        if type(exc).__name__ == "AuthenticationError":
-            return _fail(str(exc), EXIT_AUTH)
-        raise
     if result.window is None:
         print(f"nothing new to sync (last synced hour: {result.last_hour})")
         return EXIT_OK

@@ -18,6 +18,7 @@ import requests
 from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 
+from accoil_transform.errors import AccoilTransformError
 from accoil_transform.formats import AuthScheme, auth_headers, with_body_api_key
 
 from .retry import parse_retry_after
@@ -29,7 +30,7 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 """(connect, read) timeouts in seconds."""
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(AccoilTransformError, RuntimeError):
     """Delivery cannot go on (wrong key, bad URL, TLS failure...).
 
     When raised by ``send``, ``report`` holds the partial ``DeliveryReport``.

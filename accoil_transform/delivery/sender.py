@@ -105,6 +105,8 @@ class EndpointStats:
     """Already in the ledger: acknowledged by an earlier run."""
     failed: int = 0
     """Finally not acknowledged: rejected (4xx) or out of retries."""
+    rejected: int = 0
+    """Of ``failed``: final 4xx answers (dead-lettered by policy, not worth a re-run)."""
     retried: int = 0
     """Extra tries (requests beyond the first of each call)."""
     dead_lettered: int = 0
@@ -571,6 +573,8 @@ class _Run:
         log.warning("call %s (%s) failed, %s: %s", call.call_id, call.kind, why, status or detail)
         with self._cond:
             stats.failed += 1
+            if why == "rejected":
+                stats.rejected += 1
             self.bar.update(1)
         self._dead_letter(call, status, detail)
 

@@ -3,11 +3,14 @@
 It speaks the v2, ``/segment`` and legacy v1 contracts (see ``formats.py`` and the
 reference notes): ``202`` for a valid call, ``400`` with a ``{"message"}`` for a body
 that breaks the contract, ``401`` for a wrong key. It records every call it accepted,
-with server-side timestamps, and injects faults on demand (:class:`FaultPlan`).
+with server-side timestamps, and injects faults on demand (:class:`FaultPlan`)::
 
->>> with LocalAccoil(api_key="test-key") as srv:
-...     run_my_pipeline(base_url=srv.base_url, api_key="test-key")
-...     assert len(srv.accepted) == expected
+    with LocalAccoil(api_key="test-key") as srv:
+        run_my_pipeline(base_url=srv.base_url, api_key="test-key")
+        assert len(srv.accepted) == expected
+
+HTTP/1.1 with keep-alive, served by an asyncio loop on a background thread: one
+thread for any number of connections, and injected latency costs no thread.
 
 Two extra routes exist only here: ``GET /_stats`` (counters as JSON) and
 ``GET /_accepted`` (the accepted calls as NDJSON), for use from the command line.
@@ -15,6 +18,7 @@ Two extra routes exist only here: ``GET /_stats`` (counters as JSON) and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import threading
@@ -23,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -191,6 +195,8 @@ class FaultPlan:
         with self._lock:
             if self._script:
                 return self._script.popleft()
+            if not (self.drop or self.rate_limit or self.server_error or self.unavailable):
+                return None
             r = self._rng.random()
         for p, fault in (
             (self.drop, Fault(None)),
@@ -237,37 +243,33 @@ class RequestRecord:
 # --------------------------------------------------------------------------- server
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive
-    timeout = 60  # idle keep-alive connections close after this
-    server: _Server
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What to answer; ``status=None`` closes the connection with no response."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.server.app._handle_post(self)
-
-    def do_GET(self) -> None:
-        self.server.app._handle_get(self)
-
-    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
+    status: int | None
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-    app: LocalAccoil
+def _json_reply(status: int, message: str, **kwargs: Any) -> _Reply:
+    return _Reply(status, orjson.dumps({"message": message}), **kwargs)
+
+
+def _encode(reply: _Reply, close: bool) -> bytes:
+    assert reply.status is not None
+    try:
+        phrase = HTTPStatus(reply.status).phrase
+    except ValueError:
+        phrase = "Status"
+    lines = [f"HTTP/1.1 {reply.status} {phrase}", f"Content-Length: {len(reply.body)}"]
+    if reply.body:
+        lines.append("Content-Type: application/json")
+    if close:
+        lines.append("Connection: close")
+    lines += [f"{name}: {value}" for name, value in reply.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
 
 
 class LocalAccoil:
@@ -295,42 +297,56 @@ class LocalAccoil:
         self._seq = 0
         self._status_counts: Counter[str] = Counter()
         self._accepted_count = 0
-        self._httpd: _Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
         self._auth_values: dict[str, str] = {}
         if api_key is not None:
             b64 = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
             self._auth_values = {"v2": f"Basic {api_key}", "segment": f"Basic {b64}"}
 
     def __repr__(self) -> str:
-        state = self.base_url if self._httpd else "stopped"
+        state = self.base_url if self._server else "stopped"
         return f"LocalAccoil({state})"
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> LocalAccoil:
-        if self._httpd is not None:
+        if self._server is not None:
             return self
-        httpd = _Server(("127.0.0.1", self._port), _Handler)
-        httpd.app = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            daemon=True,
-            name="local-accoil",
-        )
-        self._thread.start()
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True, name="local-accoil")
+        thread.start()
+        coro = asyncio.start_server(self._serve_connection, "127.0.0.1", self._port, backlog=512)
+        try:
+            self._server = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+            loop.close()
+            raise
+        self._loop, self._thread = loop, thread
         return self
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
+        server, loop, thread = self._server, self._loop, self._thread
+        if server is None or loop is None or thread is None:
             return
-        httpd.shutdown()
-        httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server = None
+
+        async def shutdown() -> None:
+            server.close()
+            for writer in list(self._connections):
+                writer.transport.abort()
+            await server.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
 
     def __enter__(self) -> LocalAccoil:
         return self.start()
@@ -340,9 +356,9 @@ class LocalAccoil:
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        if self._server is None:
             raise RuntimeError("the server is not running")
-        return int(self._httpd.server_address[1])
+        return int(self._server.sockets[0].getsockname()[1])
 
     @property
     def base_url(self) -> str:
@@ -379,80 +395,113 @@ class LocalAccoil:
             self._status_counts.clear()
             self._accepted_count = 0
 
-    # ------------------------------------------------------------------ handling
+    # ------------------------------------------------------------------ HTTP
 
-    def _handle_get(self, h: _Handler) -> None:
-        path = h.path.split("?", 1)[0]
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """One keep-alive connection: read a request, answer it, repeat."""
+        self._connections.add(writer)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+                    return
+                request_line, _, header_block = head[:-4].decode("latin-1").partition("\r\n")
+                method, _, rest = request_line.partition(" ")
+                target, _, version = rest.partition(" ")
+                headers: dict[str, str] = {}
+                for line in header_block.split("\r\n"):
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                close = version != "HTTP/1.1" or headers.get("connection", "").lower() == "close"
+                length = headers.get("content-length", "0" if method == "GET" else "")
+                if not length.isdigit() or "transfer-encoding" in headers:
+                    reply, close = _json_reply(411, "a Content-Length is required"), True
+                    self._record(target, 411, None, None, time.monotonic(), time.time())
+                else:
+                    try:
+                        raw = await reader.readexactly(int(length))
+                    except (asyncio.IncompleteReadError, OSError):
+                        return
+                    try:
+                        reply = self._handle(method, target, headers, raw)
+                    except Exception as exc:  # a bug here must not look like a drop
+                        reply = _json_reply(500, f"stand-in error: {type(exc).__name__}: {exc}")
+                if reply.delay > 0:
+                    await asyncio.sleep(reply.delay)
+                if reply.status is None:  # injected drop
+                    writer.transport.abort()
+                    return
+                writer.write(_encode(reply, close))
+                await writer.drain()
+                if close:
+                    return
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Reply:
+        path = target.split("?", 1)[0]
+        if method == "GET":
+            return self._handle_get(path)
+        if method != "POST":
+            return _json_reply(405, "only POST is supported")
+        return self._handle_post(path, headers, raw)
+
+    def _handle_get(self, path: str) -> _Reply:
         if path == "/_stats":
-            h.reply(200, orjson.dumps(self.stats()))
-        elif path == "/_accepted":
+            return _Reply(200, orjson.dumps(self.stats()))
+        if path == "/_accepted":
             lines = [
                 orjson.dumps(
                     {"seq": c.seq, "kind": c.kind, "path": c.path, "wall": c.wall, "body": c.body}
                 )
+                + b"\n"
                 for c in self.accepted
             ]
-            h.reply(200, b"\n".join(lines) + b"\n" if lines else b"")
-        else:
-            h.reply(405, orjson.dumps({"message": "only POST is supported"}))
+            return _Reply(200, b"".join(lines))
+        return _json_reply(405, "only POST is supported")
 
-    def _handle_post(self, h: _Handler) -> None:
+    def _handle_post(self, path: str, headers: dict[str, str], raw: bytes) -> _Reply:
         mono, wall = time.monotonic(), time.time()
-        length_header = h.headers.get("Content-Length", "")
-        if not length_header.isdigit():
-            h.close_connection = True
-            self._finish(h, 411, "a Content-Length is required", mono, wall)
-            return
-        length = int(length_header)
-        raw = h.rfile.read(length)
         body, body_key = _parse(raw)
         fault = self.faults.draw()
-        if self.faults.latency_ms > 0:
-            time.sleep(self.faults.latency_ms / 1000)
+        delay = self.faults.latency_ms / 1000
         if fault is not None and fault.drop:
-            h.close_connection = True
-            self._record(h.path, None, DROP, body, mono, wall)
-            return
-        if length > self.faults.max_body_bytes:
-            self._finish(h, 413, "Payload too large", mono, wall, body=body)
+            self._record(path, None, DROP, body, mono, wall)
+            return _Reply(None, delay=delay)
+        if len(raw) > self.faults.max_body_bytes:
+            status, message, extra, fault_name = 413, "Payload too large", (), None
         elif fault is not None:
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-            self._finish(
-                h,
-                fault.status or 500,
-                "injected fault",
-                mono,
-                wall,
-                body=body,
-                headers=headers,
-                fault=fault.name,
-            )
+            status, message, fault_name = fault.status or 500, "injected fault", fault.name
+            extra = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
         else:
-            self._serve_call(h, body, body_key, mono, wall)
-
-    def _serve_call(
-        self, h: _Handler, body: dict[str, Any] | None, body_key: object, mono: float, wall: float
-    ) -> None:
-        path = h.path.split("?", 1)[0]
-        route = _ROUTES.get(path)
-        if route is None:
-            self._finish(h, 404, f"no such endpoint: {path}", mono, wall, body=body)
-            return
-        status, message = self._check_call(route, h, body, body_key)
-        if status != 202:
-            self._finish(h, status, message, mono, wall, body=body)
-            return
-        assert body is not None
-        kind = body["type"] if route.fmt == "segment" else route.kind
-        call = AcceptedCall(0, route.fmt, kind, path, body, mono, wall)
-        self._record(path, 202, None, body, mono, wall, call)
-        h.reply(202)
+            status, message = self._check_call(path, headers, body, body_key)
+            extra, fault_name = (), None
+        call = None
+        if status == 202:
+            assert body is not None
+            route = _ROUTES[path]
+            kind = body["type"] if route.fmt == "segment" else route.kind
+            call = AcceptedCall(0, route.fmt, kind, path, body, mono, wall)
+        self._record(path, status, fault_name, body, mono, wall, call)
+        if status == 202:
+            return _Reply(202, delay=delay)
+        return _json_reply(status, message, headers=extra, delay=delay)
 
     def _check_call(
-        self, route: _Route, h: _Handler, body: dict[str, Any] | None, body_key: object
+        self, path: str, headers: dict[str, str], body: dict[str, Any] | None, body_key: object
     ) -> tuple[int, str]:
-        """(status, message) for one call under ``route``'s contract."""
-        if h.headers.get_content_type() != "application/json":
+        """(status, message) for one call under its route's contract."""
+        route = _ROUTES.get(path)
+        if route is None:
+            return 404, f"no such endpoint: {path}"
+        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type != "application/json":
             return 400, "Content-Type must be application/json"
         if body is None:
             return 400, "the body must be a JSON object"
@@ -462,28 +511,13 @@ class LocalAccoil:
             if self._api_key is not None and body_key != self._api_key:
                 return 401, "invalid API key"
         else:
-            auth = h.headers.get("Authorization", "")
+            auth = headers.get("authorization", "")
             if not auth.startswith("Basic ") or len(auth) <= len("Basic "):
                 return 400, BAD_AUTH_MESSAGE
             if self._api_key is not None and auth != self._auth_values[route.fmt]:
                 return 401, "invalid API key"
         error = route.validate(body)
         return (400, error) if error is not None else (202, "")
-
-    def _finish(
-        self,
-        h: _Handler,
-        status: int,
-        message: str,
-        mono: float,
-        wall: float,
-        *,
-        body: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        fault: str | None = None,
-    ) -> None:
-        self._record(h.path, status, fault, body, mono, wall)
-        h.reply(status, orjson.dumps({"message": message}), headers)
 
     def _record(
         self,
