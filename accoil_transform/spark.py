@@ -134,7 +134,7 @@ def read_amplitude_json(
         (F.col("_mid") + F.col("_shift")).alias("_row"), "value"
     )
     parse = _ParseLines(schema, _arrow_schema(spark, ddl))
-    return _map_in_arrow(numbered, parse, ddl)
+    return numbered.mapInArrow(parse, ddl)
 
 
 class _ParseLines:
@@ -205,7 +205,7 @@ def to_calls(
     spark = spark_df.sparkSession
     shaped, names = _shape(spark_df, config)
     normalize = _Normalize(config, names, _arrow_schema(spark, _KEYED_DDL))
-    keyed = _map_in_arrow(shaped, normalize, _KEYED_DDL)
+    keyed = shaped.mapInArrow(normalize, _KEYED_DDL)
 
     # 2. Duplicates: the first non-malformed occurrence of a key, in input order, is kept.
     # Rows without a key get a key of their own, so they do not all meet in one task.
@@ -223,7 +223,7 @@ def to_calls(
     if config.user_id_ref.scope == "column":  # canonical rows hold it as ``user_id``
         config = config.replace(user_id="user_id")
     transform = _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL))
-    return _map_in_arrow(by_user, transform, CALLS_DDL)
+    return by_user.mapInArrow(transform, CALLS_DDL)
 
 
 def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]]:
@@ -305,29 +305,6 @@ class _Transform:
         ).with_columns(_row=frame["_row"].cast(pl.UInt64), _duplicate=frame["_duplicate"])
         for out in transform_batch(canonical, self.config, self.fmt).to_batches():
             yield out.cast(self.schema)
-
-
-def _map_in_arrow(df: DataFrame, func: Any, schema: str) -> DataFrame:
-    """``df.mapInArrow(func, schema)``, also where pandas is not installed.
-
-    PySpark builds every Arrow UDF through ``pandas_udf``, which insists on pandas,
-    though ``mapInArrow`` never uses it (neither does its worker). Without pandas,
-    the same plan node is built from PySpark's ``UserDefinedFunction`` directly.
-    """
-    try:
-        return df.mapInArrow(func, schema)
-    except ImportError as exc:
-        if "pandas" not in str(exc).lower() or not hasattr(df, "_jdf"):
-            raise
-    from pyspark.sql import DataFrame as SparkDataFrame
-    from pyspark.sql.udf import UserDefinedFunction
-    from pyspark.util import PythonEvalType
-
-    udf = UserDefinedFunction(
-        func, returnType=schema, evalType=PythonEvalType.SQL_MAP_ARROW_ITER_UDF
-    )
-    column = udf(*[df[name] for name in df.columns])
-    return SparkDataFrame(df._jdf.mapInArrow(column._jc, False, None), df.sparkSession)
 
 
 def _whole(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
@@ -417,7 +394,7 @@ def send_partitions(
         batch_size=batch_size,
     )
     started = time.perf_counter()
-    rows = _map_in_arrow(calls_df, send, "partition int, report string").collect()
+    rows = calls_df.mapInArrow(send, "partition int, report string").collect()
     total = DeliveryReport()
     known = {f.name for f in fields(EndpointStats)}
     for row in rows:
