@@ -77,16 +77,20 @@ def track_event_key() -> pl.Expr:
     return pl.coalesce(pl.col("dedup_key").str.replace_all("\x1f", "|", literal=True), fallback)
 
 
-def track_calls(tracks: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl.DataFrame:
-    """One track call per kept event, sorted by event time (then input order)."""
+def track_calls(
+    tracks: pl.DataFrame, fmt: str | WireFormat = "v2", *, with_sort_key: bool = False
+) -> pl.DataFrame:
+    """One track call per kept event, sorted by event time (then input order).
+
+    ``with_sort_key`` keeps ``event_time`` and ``_row``, for merging batches later.
+    """
     wire = get_format(fmt)
-    return (
-        tracks.sort(["event_time", "_row"])
-        .select(
-            pl.lit("track").alias("kind"),
-            (pl.lit(f"{wire.name}:track:") + track_event_key()).alias("call_id"),
-            json_object(_track_fields(wire.name)).alias("body"),
-        )
+    key = [pl.col("event_time"), pl.col("_row")] if with_sort_key else []
+    return tracks.sort(["event_time", "_row"]).select(
+        pl.lit("track").alias("kind"),
+        (pl.lit(f"{wire.name}:track:") + track_event_key()).alias("call_id"),
+        json_object(_track_fields(wire.name)).alias("body"),
+        *key,
     )
 
 

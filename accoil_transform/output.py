@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,25 @@ def dry_run_lines(
 
 
 def write_dry_run(
-    calls: pl.DataFrame,
+    calls: pl.DataFrame | Iterable[pl.DataFrame],
     path: str | Path,
     fmt: str | WireFormat = "v2",
     *,
     base_url: str | None = None,
     url: str | None = None,
 ) -> Path:
-    """Write every call as an NDJSON line ``{"method","url","body"}``; nothing is sent."""
+    """Write every call as an NDJSON line ``{"method","url","body"}``; nothing is sent.
+
+    ``calls`` is a calls frame or an iterable of them, written in order as they come.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = dry_run_lines(calls, fmt, base_url=base_url, url=url)
-    # One text column, written unquoted: each value is already a whole NDJSON line.
-    lines.to_frame().write_csv(path, include_header=False, quote_style="never")
+    chunks = [calls] if isinstance(calls, pl.DataFrame) else calls
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            lines = dry_run_lines(chunk, fmt, base_url=base_url, url=url)
+            # One text column, written unquoted: each value is already a whole NDJSON line.
+            lines.to_frame().write_csv(fh, include_header=False, quote_style="never")
     return path
 
 

@@ -6,6 +6,7 @@ outputs together; each of those is usable and testable alone.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -14,19 +15,17 @@ from typing import Any
 
 import polars as pl
 
-from .batches import DEFAULT_BATCH_SIZE, iter_batches
-from .calls import build_calls
+from .batches import CALLS_SCHEMA, DEFAULT_BATCH_SIZE, iter_batches
+from .calls import group_calls, identify_calls, track_calls
 from .config import TransformConfig
 from .formats import get_format
 from .output import write_dry_run, write_quarantine, write_report
 from .readers import Source, read_events
-from .transform import TransformResult, transform
+from .spill import TrackSpill
+from .transform import Transformer, TransformResult, transform
 
 DEFAULT_DRY_RUN_PATH = Path("accoil-dry-run.ndjson")
 
-#: Track columns each format's bodies need (the rest is dropped per batch to save memory).
-_TRACK_COLUMNS = ["_row", "dedup_key", "event_time", "userId", "event", "timestamp"]
-_STREAM_COLUMNS = [*_TRACK_COLUMNS, "properties", "groupTraits"]
 
 
 @dataclass
@@ -55,11 +54,9 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    """The report of a run (``report``, JSON-ready) and the frames behind it."""
+    """The report of a run, JSON-ready (also written to ``RunOptions.report`` if set)."""
 
     report: dict[str, Any]
-    calls: pl.DataFrame
-    result: TransformResult
 
 
 def transform_inputs(
@@ -79,41 +76,51 @@ def run(
     config: TransformConfig | None = None,
     options: RunOptions | None = None,
 ) -> RunResult:
-    """Run the whole job and return its report; write ``options.report`` if set."""
+    """Run the whole job: read, transform, then write a dry run or deliver.
+
+    Memory is bounded by an input batch (a file or zip member): each batch's track calls
+    are spilled to disk, and after the last batch the identify and group calls go
+    first, then the track calls in event-time order.
+    """
+    config = config or TransformConfig()
     options = options or RunOptions()
     wire = get_format(options.format)
     started = time.perf_counter()
-    keep = _STREAM_COLUMNS if wire.name == "stream" else _TRACK_COLUMNS
-    result = transform_inputs(inputs, config, strict=options.strict, keep_columns=keep)
-    calls = build_calls(result.tracks, result.identifies, result.groups, wire)
-
-    report: dict[str, Any] = result.report.to_dict()
-    report["calls"] = {kind: int((calls["kind"] == kind).sum()) for kind in wire.kinds}
-    report["format"] = wire.name
-    report["dry_run"] = options.is_dry_run
-    outputs: dict[str, str] = {}
-
-    if not result.quarantine.is_empty():
-        target = options.quarantine or _beside(options.out or DEFAULT_DRY_RUN_PATH, ".quarantine.ndjson")
-        outputs["quarantine"] = str(write_quarantine(result.quarantine, target))
-
-    if options.is_dry_run:
-        out = options.out or DEFAULT_DRY_RUN_PATH
-        outputs["calls"] = str(
-            write_dry_run(calls, out, wire, base_url=options.base_url, url=options.url)
+    t = Transformer(config, strict=options.strict)
+    with TrackSpill() as spill:
+        for frame in read_events(inputs, config):
+            spill.add(track_calls(t.feed(frame), wire, with_sort_key=True))
+        identifies, groups = t.finish()
+        head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
+        calls: Iterable[pl.DataFrame] = itertools.chain(
+            [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
         )
-    else:
-        report["delivery"] = _deliver(calls, options)
+        report: dict[str, Any] = t.report.to_dict()
+        counts = {"identify": identifies.height, "group": groups.height, "track": spill.rows}
+        report["calls"] = {kind: counts[kind] for kind in wire.kinds}
+        report["format"] = wire.name
+        report["dry_run"] = options.is_dry_run
+        outputs: dict[str, str] = {}
+        if not t.quarantine.is_empty():
+            target = options.quarantine or _beside(options.out or DEFAULT_DRY_RUN_PATH, ".quarantine.ndjson")
+            outputs["quarantine"] = str(write_quarantine(t.quarantine, target))
+        if options.is_dry_run:
+            out = options.out or DEFAULT_DRY_RUN_PATH
+            outputs["calls"] = str(
+                write_dry_run(calls, out, wire, base_url=options.base_url, url=options.url)
+            )
+        else:
+            report["delivery"] = _deliver(calls, sum(report["calls"].values()), options)
 
     report["outputs"] = outputs
     report["duration_s"] = round(time.perf_counter() - started, 3)
     if options.report:
         outputs["report"] = str(options.report)
         write_report(report, options.report)
-    return RunResult(report, calls, result)
+    return RunResult(report)
 
 
-def _deliver(calls: pl.DataFrame, options: RunOptions) -> dict[str, Any]:
+def _deliver(calls: Iterable[pl.DataFrame], total: int, options: RunOptions) -> dict[str, Any]:
     from .delivery import DeliveryOptions, send
 
     wire = get_format(options.format)
@@ -122,7 +129,7 @@ def _deliver(calls: pl.DataFrame, options: RunOptions) -> dict[str, Any]:
     )
     delivery_options = options.delivery or DeliveryOptions()
     if delivery_options.total_calls is None:
-        delivery_options = replace(delivery_options, total_calls=calls.height)
+        delivery_options = replace(delivery_options, total_calls=total)
     assert options.api_key is not None
     outcome = send(batches, api_key=options.api_key, auth=wire.auth, options=delivery_options)
     return outcome.to_dict()

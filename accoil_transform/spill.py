@@ -1,0 +1,103 @@
+"""Track calls spilled to disk per input batch, read back in event-time order.
+
+Identify and group calls are only known after the last input batch, yet they must be
+sent (and written) before any track call. Keeping every track call in memory until then
+would make memory grow with the input, so each batch's track calls go to a sorted Arrow
+IPC run on disk instead. At the end, the runs are merged by (event time, input order)
+one window of rows at a time: memory holds the window's rows, plus two integers of sort
+key per call.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+#: Sort key of track calls: event time, then input order.
+SORT_KEY = ["event_time", "_row"]
+_BATCH_ROWS = 8_192
+
+
+@dataclass
+class _Run:
+    path: Path
+    keys: pl.DataFrame  # event_time (i64 µs), _row, in file order (sorted)
+
+    def slice_rows(self, lo: int, hi: int) -> pl.DataFrame:
+        """Rows ``lo:hi`` of the run, reading only the record batches that hold them."""
+        first, last = lo // _BATCH_ROWS, (hi - 1) // _BATCH_ROWS
+        with pa.OSFile(str(self.path), "rb") as fh:
+            reader = ipc.open_file(fh)
+            table = pa.Table.from_batches([reader.get_batch(i) for i in range(first, last + 1)])
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.slice(lo - first * _BATCH_ROWS, hi - lo)
+
+
+class TrackSpill:
+    """A sorted spill of track calls (``event_time``, ``_row`` and any other columns)."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="accoil-spill-", dir=directory)
+        self._runs: list[_Run] = []
+        self._schema: pl.Schema | None = None
+        self.rows = 0
+
+    def __repr__(self) -> str:
+        return f"TrackSpill(runs={len(self._runs)}, rows={self.rows})"
+
+    def add(self, calls: pl.DataFrame) -> None:
+        """Spill one batch of calls as a sorted run."""
+        if calls.is_empty():
+            return
+        self._schema = self._schema or calls.schema
+        run = calls.sort(SORT_KEY)
+        path = Path(self._tmp.name) / f"run-{len(self._runs):06d}.arrow"
+        table = run.to_arrow()
+        with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=_BATCH_ROWS)
+        keys = run.select(pl.col("event_time").dt.epoch("us"), pl.col("_row"))
+        self._runs.append(_Run(path, keys))
+        self.rows += run.height
+
+    def iter_sorted(self, window_rows: int = 200_000) -> Iterator[pl.DataFrame]:
+        """All spilled calls in (event time, input order), ``window_rows`` at a time."""
+        if not self._runs:
+            return
+        all_keys = pl.concat([r.keys for r in self._runs]).sort(["event_time", "_row"])
+        bounds = all_keys.gather_every(window_rows).rows()
+        for i, lower in enumerate(bounds):
+            upper = bounds[i + 1] if i + 1 < len(bounds) else None
+            parts = []
+            for run in self._runs:
+                lo = _position(run.keys, lower)
+                hi = run.keys.height if upper is None else _position(run.keys, upper)
+                if hi > lo:
+                    parts.append(run.slice_rows(lo, hi))
+            yield pl.concat(parts).sort(SORT_KEY)
+
+    def close(self) -> None:
+        self._runs.clear()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> TrackSpill:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _position(keys: pl.DataFrame, key: tuple[int, int]) -> int:
+    """How many rows of a sorted run sort before ``key`` (a lexicographic searchsorted)."""
+    time, row = key
+    return int(
+        keys.select(
+            ((pl.col("event_time") < time) | ((pl.col("event_time") == time) & (pl.col("_row") < row))).sum()
+        ).item()
+    )

@@ -1,0 +1,58 @@
+"""The track spill gives back every call once, in (event time, input order), window by window."""
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accoil_transform.spill import TrackSpill
+
+T0 = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def batch(rows: list[tuple[int, int]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "event_time": [T0 + timedelta(seconds=s) for s, _ in rows],
+            "_row": [r for _, r in rows],
+            "body": [f"{s}/{r}" for s, r in rows],
+        },
+        schema={"event_time": pl.Datetime("us", "UTC"), "_row": pl.UInt64, "body": pl.String},
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.integers(0, 40), min_size=0, max_size=60), min_size=1, max_size=6
+    ),
+    window=st.integers(1, 50),
+)
+def test_merge_equals_a_global_sort(batches, window):
+    row = 0
+    frames = []
+    for seconds in batches:
+        frames.append(batch([(s, row + i) for i, s in enumerate(seconds)]))
+        row += len(seconds)
+    with TrackSpill() as spill:
+        for f in frames:
+            spill.add(f)
+        chunks = list(spill.iter_sorted(window_rows=window))
+    merged = pl.concat(chunks) if chunks else batch([])
+    expected = pl.concat(frames).sort(["event_time", "_row"])
+    assert merged["body"].to_list() == expected["body"].to_list()
+    assert all(c.height <= window for c in chunks)
+    assert spill.rows == expected.height
+
+
+def test_runs_larger_than_a_record_batch_are_read_in_slices(tmp_path):
+    n = 20_000  # more than one 8,192-row record batch per run
+    with TrackSpill(tmp_path) as spill:
+        spill.add(batch([(i % 977, i) for i in range(n)]))
+        spill.add(batch([(i % 13, n + i) for i in range(n)]))
+        assert list(tmp_path.iterdir())  # spilled to disk, in the given folder
+        out = pl.concat(list(spill.iter_sorted(window_rows=5_000)))
+    assert out.height == 2 * n
+    assert out.equals(out.sort(["event_time", "_row"]))
+    assert not list(tmp_path.iterdir())  # cleaned up
