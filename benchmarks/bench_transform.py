@@ -21,7 +21,7 @@ sets of track records (userId, event, timestamp, parsed groupTraits, keyed by uu
 Finally an export of ``--memory-events`` events is run once through ``ours stream`` to
 check peak RSS against the bounded-memory target.
 
-    /work/venv/bin/python benchmarks/bench_transform.py            # defaults: 300k x 2 KB, 6 members
+    /work/venv/bin/python benchmarks/bench_transform.py      # 300k x 2 KB, 6 members, 1M memory run
     /work/venv/bin/python benchmarks/bench_transform.py --events 50000 --repeat 1 --memory-events 0
 """
 
@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,20 +75,32 @@ CORES = {"ours-v2": THREADS, "ours-stream": THREADS, "duckdb": THREADS, "python"
 # Each runs in a fresh child process (``--child SPEC``) and writes a small JSON result.
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system, all threads) this process has used so far."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     import accoil_transform as at
 
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     res = at.run(
-        spec["zip"], at.TransformConfig(), at.RunOptions(format=spec["format"], out=Path(spec["out"]))
+        spec["zip"],
+        at.TransformConfig(),
+        at.RunOptions(format=spec["format"], out=Path(spec["out"])),
     )
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if spec.get("keys"):
         # Outside the timing: the call ids, line for line with the NDJSON, for the check.
-        Path(spec["keys"]).write_text("\n".join(res.calls["call_id"].to_list()) + "\n")
+        # The same calls, rebuilt in memory in the same order as the file.
+        r = at.transform_inputs(spec["zip"], at.TransformConfig())
+        calls = at.build_calls(r.tracks, r.identifies, r.groups, spec["format"])
+        Path(spec["keys"]).write_text("\n".join(calls["call_id"].to_list()) + "\n")
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "rows_read": res.report["rows_read"],
         "kept": res.report["kept"],
         "calls": res.report["calls"],
@@ -183,10 +196,11 @@ def child_duckdb(spec: dict[str, Any]) -> dict[str, Any]:
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"SET temp_directory = {_sql_str(spec['tmp'])}")
     sql = duckdb_sql(spec["files"], spec["out"])
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     con.execute(sql)
-    wall = time.perf_counter() - t0
-    return {"wall_s": wall, "peak_at_end_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"wall_s": wall, "cpu_s": cpu, "peak_at_end_kb": peak}
 
 
 def _id_text(value: Any) -> str:
@@ -236,71 +250,83 @@ def _utc_iso(value: Any) -> str | None:
     return dt.isoformat(timespec="microseconds")
 
 
+def _zip_lines(path: str) -> Iterator[bytes]:
+    """Every line of every member, in the product's member order, streamed (zlib)."""
+    with zipfile.ZipFile(path) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: member_order(i.filename)):
+            if info.is_dir():
+                continue
+            with zf.open(info) as raw, gzip.GzipFile(fileobj=raw) as lines:
+                yield from lines
+
+
 def child_python(spec: dict[str, Any]) -> dict[str, Any]:
     import orjson
 
     loads, dumps = orjson.loads, orjson.dumps
     placeholders = frozenset(PLACEHOLDERS)
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     seen: set[str] = set()
-    records: list[tuple[str, int, bytes]] = []
+    # (event time, row, start, end) of each record's JSON in ``text``: one buffer, because
+    # a bytes object from orjson.dumps each would pin ~4 KB of heap apiece.
+    records: list[tuple[str, int, int, int]] = []
+    text = bytearray()
     row = -1
-    with zipfile.ZipFile(spec["zip"]) as zf:
-        for info in sorted(zf.infolist(), key=lambda i: member_order(i.filename)):
-            with zf.open(info) as raw, gzip.GzipFile(fileobj=raw) as lines:
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    row += 1
-                    try:
-                        ev = loads(line)
-                    except orjson.JSONDecodeError:
-                        continue  # malformed
-                    if not isinstance(ev, dict):
-                        continue
-                    event_type = ev.get("event_type")
-                    when = _utc_iso(ev.get("event_time"))
-                    if event_type is None or when is None:
-                        continue  # malformed
-                    uuid = ev.get("uuid")
-                    uuid = uuid.strip() if isinstance(uuid, str) else ""
-                    insert_id = ev.get("$insert_id")
-                    insert_id = insert_id.strip() if isinstance(insert_id, str) else ""
-                    if uuid:
-                        key = "u:" + uuid
-                    elif insert_id:
-                        key = "i:" + insert_id + "|" + (ev.get("device_id") or "")
-                    else:
-                        key = None
-                    if key is not None:
-                        if key in seen:
-                            continue  # duplicate
-                        seen.add(key)
-                    uid = ev.get("user_id")
-                    if uid is None:
-                        continue
-                    uid = (uid if isinstance(uid, str) else _id_text(uid)).strip()
-                    if uid.lower() in placeholders:
-                        continue  # no_user_id
-                    if event_type in IDENTIFY_TYPES:
-                        continue  # identify_call
-                    record = {
-                        "key": key or f"r:{row}",
-                        "userId": uid,
-                        "event": event_type,
-                        "timestamp": when[:23] + "Z",
-                        "groupTraits": python_group_traits(
-                            ev.get("groups"), ev.get("group_properties")
-                        ),
-                    }
-                    records.append((when, row, dumps(record)))
-    records.sort(key=lambda r: (r[0], r[1]))
+    for line in _zip_lines(spec["zip"]):
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            ev = loads(line)
+        except orjson.JSONDecodeError:
+            continue  # malformed
+        if not isinstance(ev, dict):
+            continue  # malformed
+        event_type = ev.get("event_type")
+        when = _utc_iso(ev.get("event_time"))
+        if event_type is None or when is None:
+            continue  # malformed
+        uuid = ev.get("uuid")
+        uuid = uuid.strip() if isinstance(uuid, str) else ""
+        insert_id = ev.get("$insert_id")
+        insert_id = insert_id.strip() if isinstance(insert_id, str) else ""
+        if uuid:
+            key = "u:" + uuid
+        elif insert_id:
+            key = "i:" + insert_id + "|" + (ev.get("device_id") or "")
+        else:
+            key = None
+        if key is not None:
+            if key in seen:
+                continue  # duplicate: the first occurrence in input order wins
+            seen.add(key)
+        uid = ev.get("user_id")
+        if uid is None:
+            continue  # no_user_id
+        uid = (uid if isinstance(uid, str) else _id_text(uid)).strip()
+        if uid.lower() in placeholders:
+            continue  # no_user_id
+        if event_type in IDENTIFY_TYPES:
+            continue  # identify_call
+        record = {
+            "key": key or f"r:{row}",
+            "userId": uid,
+            "event": event_type,
+            "timestamp": when[:23] + "Z",
+            "groupTraits": python_group_traits(ev.get("groups"), ev.get("group_properties")),
+        }
+        start = len(text)
+        text += dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        records.append((when, row, start, len(text)))
+    records.sort()  # event time, then input order, like the product
+    view = memoryview(text)
     with open(spec["out"], "wb") as fh:
         for i in range(0, len(records), 50_000):
-            fh.write(b"\n".join(r[2] for r in records[i : i + 50_000]) + b"\n")
-    wall = time.perf_counter() - t0
+            fh.write(b"".join(view[a:b] for _, _, a, b in records[i : i + 50_000]))
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
         "rows_read": row + 1,
         "kept": len(records),
         "peak_at_end_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -335,6 +361,7 @@ def child_env() -> dict[str, str]:
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one contender in a fresh process; add its process wall time and peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=child_env())
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS
@@ -344,11 +371,14 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"contender {spec['name']} failed with exit code {proc.returncode}")
     result = json.loads(Path(spec["result"]).read_text())
     result["process_s"] = process_s
+    result["load_before"] = load_before
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB
     return result
 
 
-def generate_corpus(path: Path, events: int, event_bytes: int, members: int | None, seed: int) -> None:
+def generate_corpus(
+    path: Path, events: int, event_bytes: int, members: int | None, seed: int
+) -> None:
     from accoil_transform.synthetic import generate_events, write_export_zip
 
     if path.exists():
@@ -365,6 +395,16 @@ def generate_corpus(path: Path, events: int, event_bytes: int, members: int | No
     print(f"generated {path.name} in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def member_size(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Uncompressed size of a .json.gz member (its gzip ISIZE trailer, mod 2**32)."""
+    with zf.open(info) as fh:
+        head = fh.read(2)
+        if head != b"\x1f\x8b":
+            return info.file_size
+        fh.seek(info.file_size - 4)
+        return int.from_bytes(fh.read(4), "little")
+
+
 def extract_members(zip_path: Path, into: Path) -> tuple[list[str], int]:
     """Copy the zip's members, in the product's order, to plain .json.gz files (untimed)."""
     into.mkdir(parents=True, exist_ok=True)
@@ -378,9 +418,7 @@ def extract_members(zip_path: Path, into: Path) -> tuple[list[str], int]:
             target = into / f"{n:03d}_{info.filename.rsplit('/', 1)[-1]}"
             with zf.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-            with open(target, "rb") as fh:  # gzip ISIZE trailer: uncompressed size mod 2**32
-                fh.seek(-4, os.SEEK_END)
-                uncompressed += int.from_bytes(fh.read(4), "little")
+            uncompressed += member_size(zf, info)
             files.append(str(target))
     return files, uncompressed
 
@@ -496,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         return child_main(argv[1])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--event-bytes", type=int, default=2000, help="about this many bytes per JSON line")
+    p.add_argument(
+        "--event-bytes", type=int, default=2000, help="about this many bytes per JSON line"
+    )
     p.add_argument("--members", type=int, default=6, help="zip members of the corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is quoted")
@@ -508,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-members", type=int, default=None,
         help="zip members of the memory corpus (default: one per hour over 24 hours)",
     )  # fmt: skip
-    p.add_argument("--workdir", type=Path, help="folder for the corpus and outputs (default: a new temp folder)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="folder for the corpus and outputs (default: a new temp folder)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp folder (corpus and outputs)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
@@ -559,8 +603,9 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
             r = run_child(spec)
             runs[c].append(r)
             print(
-                f"  run {rep + 1}/{args.repeat} {c:<12} {r['wall_s']:7.2f} s  "
-                f"peak {r['peak_rss_mb']:7.0f} MB",
+                f"  run {rep + 1}/{args.repeat} {c:<12} {r['wall_s']:7.2f} s wall "
+                f"{r['cpu_s']:7.2f} s CPU  peak {r['peak_rss_mb']:6.0f} MB  "
+                f"(load average before: {r['load_before']:.1f})",
                 flush=True,
             )
 
@@ -602,6 +647,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
                 str(CORES[c]),
                 f"{med[c]:.2f}",
                 f"{statistics.median(r['process_s'] for r in runs[c]):.2f}",
+                f"{statistics.median(r['cpu_s'] for r in runs[c]):.2f}",
                 fmt_int(rate[c]),
                 fmt_int(rate[c] / CORES[c]),
                 fmt_int(peak[c]),
@@ -610,7 +656,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
             ]
         )
     header = [
-        "contender", "threads", "median wall s", "process s", "events/s",
+        "contender", "threads", "median wall s", "process s", "CPU s", "events/s",
         "events/s per core", "peak RSS MB", "ours v2 ÷ this", "ours stream ÷ this",
     ]  # fmt: skip
 
@@ -624,6 +670,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         generate_corpus(mem_zip, m, args.event_bytes, args.memory_members, args.seed)
         with zipfile.ZipFile(mem_zip) as zf:
             infos = [i for i in zf.infolist() if not i.is_dir()]
+            sizes = [member_size(zf, i) for i in infos]
         mem_out = work / "out-memory.ndjson"
         r = run_child(
             {
@@ -639,8 +686,8 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         memory = {
             "events": m,
             "members": len(infos),
-            "largest_member_mb": max(i.file_size for i in infos) / 1e6,
-            "uncompressed_mb": sum(i.file_size for i in infos) / 1e6,
+            "largest_member_mb": max(sizes) / 1e6,
+            "uncompressed_mb": sum(sizes) / 1e6,
             "zip_mb": mem_zip.stat().st_size / 1e6,
             **r,
         }
@@ -649,12 +696,14 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
 
     # ---- print
     cpu = os.cpu_count()
+    loads = [r["load_before"] for c in CONTENDERS for r in runs[c]]
     print("\n## Results\n")
     print(
         f"{n:,} events (~{uncompressed / n:,.0f} B each, {uncompressed / 1e6:,.0f} MB uncompressed) "
         f"in {len(files)} gzip members; median of {args.repeat} runs; {cpu} CPUs; "
         f"polars {pl.__version__} (POLARS_MAX_THREADS={THREADS}), duckdb {duckdb.__version__} "
-        f"(threads={THREADS}), orjson {orjson.__version__}, Python {platform.python_version()}.\n"
+        f"(threads={THREADS}), orjson {orjson.__version__}, Python {platform.python_version()}; "
+        f"1-min load average before the runs {min(loads):.1f}–{max(loads):.1f}.\n"
     )
     print(table(rows, header))
     print()
@@ -682,7 +731,9 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
                 f"{fmt_int(memory['events'] / memory['wall_s'])} events/s",
             )
         )
-    targets.append(("the three contenders agree on the track records", agree, "" if agree else "see above"))
+    targets.append(
+        ("the three contenders agree on the track records", agree, "" if agree else "see above")
+    )
     for text, ok, detail in targets:
         print(f"- {text}: **{verdict(ok)}**" + (f" ({detail})" if detail else ""))
 

@@ -1,0 +1,214 @@
+#!/usr/bin/env python
+"""Where the product's time goes, stage by stage, on the benchmark corpus.
+
+Runs the same steps as ``accoil_transform.run`` (dry run), but one after another with
+no read-ahead thread, timing each public function:
+
+* decompression: ``readers.iter_raw_inputs`` (zip member read + ISA-L gunzip);
+* JSON decoding: ``readers.parse_ndjson``;
+* normalise: ``normalize.normalize_frame``;
+* transform: ``transform.Transformer.feed`` per member, then ``finish``;
+* call encoding: ``calls.build_calls``;
+* writing: ``output.write_dry_run``.
+
+Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
+``accoil_transform.run`` on the same zip for reference (it overlaps decompression with
+the rest, so it can be shorter than the sum). polars is held to 2 threads
+(``POLARS_MAX_THREADS=2``), as in ``bench_transform.py``.
+
+    /work/venv/bin/python benchmarks/profile_stages.py              # 300k x 2 KB, 6 members
+    /work/venv/bin/python benchmarks/profile_stages.py --zip export.zip --format stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
+
+STAGES = (
+    ("decompression", "readers.iter_raw_inputs"),
+    ("JSON decoding", "readers.parse_ndjson"),
+    ("normalise", "normalize.normalize_frame"),
+    ("transform", "transform.Transformer.feed/finish"),
+    ("call encoding", "calls.build_calls"),
+    ("writing", "output.write_dry_run"),
+)
+
+
+def _cpu() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
+class Clock:
+    """Adds the wall and CPU time of each timed call to its stage."""
+
+    def __init__(self) -> None:
+        self.wall = dict.fromkeys((s for s, _ in STAGES), 0.0)
+        self.cpu = dict.fromkeys((s for s, _ in STAGES), 0.0)
+
+    def __call__(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        c0, t0 = _cpu(), time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.wall[stage] += time.perf_counter() - t0
+            self.cpu[stage] += _cpu() - c0
+
+
+def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
+    """The pipeline of ``accoil_transform.run`` (dry run), stage by stage."""
+    import polars as pl
+
+    from accoil_transform import pipeline
+    from accoil_transform.calls import build_calls
+    from accoil_transform.config import TransformConfig
+    from accoil_transform.formats import get_format
+    from accoil_transform.normalize import normalize_frame
+    from accoil_transform.output import write_dry_run
+    from accoil_transform.readers import iter_raw_inputs, parse_ndjson
+    from accoil_transform.schema import ndjson_read_schema
+    from accoil_transform.transform import Transformer
+
+    config = TransformConfig()
+    wire = get_format(fmt)
+    # The track columns run() keeps between members (all of them if that ever changes).
+    keep = getattr(pipeline, "_STREAM_COLUMNS" if fmt == "stream" else "_TRACK_COLUMNS", None)
+    uid = config.user_id_ref
+    schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
+    clock = Clock()
+    transformer = Transformer(config)
+    units = iter_raw_inputs(str(zip_path))
+    parts: list[pl.DataFrame] = []
+    next_row = 0
+    while (unit := clock("decompression", next, units, None)) is not None:
+        parsed = clock("JSON decoding", parse_ndjson, unit.data, unit.name, schema)
+        lines = parsed["_line"]
+        frame = clock(
+            "normalise",
+            normalize_frame,
+            parsed.drop("_line"),
+            config,
+            source=unit.name,
+            first_row=next_row,
+            lines=lines,
+        )
+        del unit, parsed
+        next_row += frame.height
+        tracks = clock("transform", transformer.feed, frame)
+        parts.append(tracks.select(keep) if keep else tracks)
+        del frame, tracks
+    identifies, groups = clock("transform", transformer.finish)
+    tracks = pl.concat(parts)
+    del parts
+    calls = clock("call encoding", build_calls, tracks, identifies, groups, wire)
+    clock("writing", write_dry_run, calls, out, wire)
+    return clock, next_row
+
+
+def run_once(zip_path: Path, fmt: str, out: Path) -> float:
+    import accoil_transform as at
+
+    t0 = time.perf_counter()
+    at.run(str(zip_path), at.TransformConfig(), at.RunOptions(format=fmt, out=out))
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--zip", type=Path, help="an existing export zip (default: generate one)")
+    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--event-bytes", type=int, default=2000)
+    p.add_argument("--members", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["v2", "stream", "both"], default="both")
+    p.add_argument("--repeat", type=int, default=3, help="profiles per format; medians are shown")
+    p.add_argument("--keep", action="store_true", help="keep the temp folder")
+    args = p.parse_args(argv)
+
+    import polars as pl
+
+    work = Path(tempfile.mkdtemp(prefix="accoil-profile-"))
+    try:
+        zip_path = args.zip
+        if zip_path is None:
+            from accoil_transform.synthetic import generate_events, write_export_zip
+
+            zip_path = work / "corpus.zip"
+            t0 = time.perf_counter()
+            events = generate_events(args.events, seed=args.seed, event_bytes=args.event_bytes)
+            write_export_zip(zip_path, events, members=args.members)
+            print(
+                f"generated {args.events:,} events in {time.perf_counter() - t0:.1f} s", flush=True
+            )
+        formats = ["v2", "stream"] if args.format == "both" else [args.format]
+        results: dict[str, dict[str, Any]] = {}
+        for fmt in formats:
+            clocks: list[Clock] = []
+            runs: list[float] = []
+            rows = 0
+            for _ in range(args.repeat):
+                clock, rows = profile_once(zip_path, fmt, work / f"calls-{fmt}.ndjson")
+                clocks.append(clock)
+                runs.append(run_once(zip_path, fmt, work / f"run-{fmt}.ndjson"))
+            results[fmt] = {
+                "rows": rows,
+                "wall": {s: statistics.median(c.wall[s] for c in clocks) for s, _ in STAGES},
+                "cpu": {s: statistics.median(c.cpu[s] for c in clocks) for s, _ in STAGES},
+                "run": statistics.median(runs),
+            }
+            print(f"profiled {fmt} ({args.repeat}×)", flush=True)
+
+        print(
+            f"\n## Stages ({rows:,} events; polars {pl.__version__}, "
+            f"POLARS_MAX_THREADS={os.environ['POLARS_MAX_THREADS']}; median of {args.repeat}; "
+            f"1-min load average now {os.getloadavg()[0]:.1f})\n"
+        )
+        header = ["stage", "function"]
+        for fmt in formats:
+            header += [f"{fmt} wall s", f"{fmt} %", f"{fmt} CPU s"]
+        print("| " + " | ".join(header) + " |")
+        print("|" + "|".join("---" for _ in header) + "|")
+        for stage, fn in STAGES:
+            cells = [stage, f"`{fn}`"]
+            for fmt in formats:
+                r = results[fmt]
+                total = sum(r["wall"].values())
+                cells += [
+                    f"{r['wall'][stage]:.2f}",
+                    f"{100 * r['wall'][stage] / total:.0f} %",
+                    f"{r['cpu'][stage]:.2f}",
+                ]
+            print("| " + " | ".join(cells) + " |")
+        cells = ["**sum of stages**", ""]
+        for fmt in formats:
+            r = results[fmt]
+            total = sum(r["wall"].values())
+            cells += [f"**{total:.2f}**", "100 %", f"{sum(r['cpu'].values()):.2f}"]
+        print("| " + " | ".join(cells) + " |")
+        cells = ["`accoil_transform.run` (overlapped)", ""]
+        for fmt in formats:
+            r = results[fmt]
+            cells += [f"{r['run']:.2f}", "", f"{r['rows'] / r['run']:,.0f} events/s"]
+        print("| " + " | ".join(cells) + " |")
+    finally:
+        if args.keep:
+            print(f"\nkept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
