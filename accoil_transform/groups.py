@@ -12,9 +12,10 @@ from __future__ import annotations
 import orjson
 import polars as pl
 
-from .jsonexpr import json_encode, jsonpath_key
+from .jsonexpr import RISKY_NUMBER, dumps_exact, json_encode, jsonpath_key, loads_exact
 
 GROUPS_DTYPE = pl.Map(pl.String, pl.List(pl.String))
+_LOOKUP_KEYS = ["group_properties", "group_type", "group_id"]
 
 #: Columns :func:`primary_groups` adds.
 PRIMARY_GROUP_SCHEMA: dict[str, pl.DataType] = {
@@ -99,18 +100,44 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
     )
     # Events of one account usually carry the same group_properties text, so the
     # (per-row, uncached) JSONPath lookup runs once per distinct (text, type, id).
-    keys = ["group_properties", "group_type", "group_id"]
+    keys = _LOOKUP_KEYS
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
     lookups = (
         with_props.select(keys)
         .unique()
         .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
+        .pipe(_lookup_exactly)
         .with_columns(group_traits=with_group_type(pl.col("_traits"), pl.col("group_type")))
     )
     lookups = _override_group_type_keys(lookups)
     out = with_props.join(lookups, on=keys, how="left", nulls_equal=True)
     return out.select("_row", *PRIMARY_GROUP_SCHEMA)
+
+
+def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
+    """Re-read, with a JSON parser, the traits JSONPath can't give exactly.
+
+    That is a type or id holding a backslash (JSONPath can't select it), or
+    ``group_properties`` holding a number a double may not hold exactly.
+    """
+    mask = (
+        pl.col("group_type").str.contains("\\", literal=True)
+        | pl.col("group_id").str.contains("\\", literal=True)
+        | pl.col("group_properties").str.contains(RISKY_NUMBER)
+    )
+    rows = lookups.with_row_index("_i").filter(mask)
+    if rows.is_empty():
+        return lookups
+    found = []
+    for text, gtype, gid in rows.select(_LOOKUP_KEYS).iter_rows():
+        by_type = loads_exact(text) if text else None
+        by_id = by_type.get(gtype) if isinstance(by_type, dict) else None
+        entry = by_id.get(gid) if isinstance(by_id, dict) else None
+        found.append(dumps_exact(entry) if isinstance(entry, dict) else None)
+    traits = lookups["_traits"].clone()
+    traits.scatter(rows["_i"], pl.Series(found, dtype=pl.String))
+    return lookups.with_columns(traits)
 
 
 def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
@@ -137,7 +164,7 @@ def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:
     if not frame.select(mask.any()).item():
         return frame
     rebuilt = [
-        orjson.dumps({**orjson.loads(t), "group_type": gt}).decode() if m else None
+        dumps_exact({**loads_exact(t), "group_type": gt}) if m else None
         for t, gt, m in zip(
             frame["_traits"], frame["group_type"], frame.select(mask).to_series(), strict=True
         )

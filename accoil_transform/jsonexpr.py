@@ -6,9 +6,27 @@ text and write call bodies as text, without a Python loop per row.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import polars as pl
 
 _WRAP_PREFIX = '{"v":'
+
+#: A number that a double may not hold exactly: 15+ digits, or an exponent. polars'
+#: JSONPath parses such numbers approximately, so values holding one are re-read with
+#: :func:`loads_exact` (a few false positives, like long digit ids, only cost time).
+RISKY_NUMBER = r"[0-9][0-9.eE+-]{14,}|[0-9][eE][+-]?[0-9]"
+
+
+def loads_exact(text: str | bytes) -> Any:
+    """Parse JSON keeping every number exactly (big integers, all float digits)."""
+    return json.loads(text)
+
+
+def dumps_exact(value: Any) -> str:
+    """Compact JSON text, UTF-8 kept, numbers written back exactly."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def json_encode(expr: pl.Expr) -> pl.Expr:
@@ -50,24 +68,58 @@ def json_value_at(doc: pl.Expr, key: str) -> pl.Expr:
     """The JSON text of ``doc[key]`` with its type kept; null when the key is absent.
 
     ``str.json_path_match`` returns strings unquoted, so ``"5"`` and ``5`` look alike.
-    The type is recovered by checking the compact re-serialised document for the
-    quoted form at that key; a JSON ``null`` value is kept as ``null``.
+    The type is recovered by finding the quoted form after the key in the compact
+    re-serialised document. That is exact when the key occurs once; documents where it
+    also occurs nested (rare) are resolved with a JSON parser.
     """
-    path = pl.lit("$") + jsonpath_key(key)
-    value = doc.str.json_path_match(path)
+    return doc.map_batches(
+        lambda docs: _values_at(docs, key), return_dtype=pl.String, is_elementwise=True
+    )
+
+
+def _values_at(docs: pl.Series, key: str) -> pl.Series:
+    doc = pl.col("doc")
+    value = doc.str.json_path_match(pl.lit("$") + jsonpath_key(key))
     compact = doc.str.json_path_match(pl.lit("$"))
     key_prefix = json_encode(pl.lit(key)) + pl.lit(":")
     quoted = json_encode(value)
     is_string = compact.str.contains(key_prefix + quoted, literal=True)
     is_null = value.is_null() & compact.str.contains(key_prefix + pl.lit("null"), literal=True)
-    return (
+    frame = docs.to_frame("doc").select(
         pl.when(value.is_not_null() & is_string)
         .then(quoted)
         .when(value.is_not_null())
         .then(value)
         .when(is_null)
         .then(pl.lit("null"))
+        .alias("value"),
+        # The substring tests are exact when the key occurs once and the value is
+        # present; otherwise the key may (also) be nested, so parse those rows.
+        (
+            (compact.str.count_matches(key_prefix, literal=True) > 1)
+            | (value.is_null() & compact.str.contains(key_prefix, literal=True))
+            | (~is_string & value.str.contains(RISKY_NUMBER))
+            | (doc.is_not_null() & compact.is_null())  # e.g. a number past f64
+        )
+        .fill_null(False)
+        .alias("nested"),
     )
+    out = frame["value"]
+    ambiguous = frame["nested"].arg_true()
+    if ambiguous.len():
+        exact = [_parsed_value_at(docs[i], key) for i in ambiguous.to_list()]
+        out = out.clone()
+        out.scatter(ambiguous, pl.Series(exact, dtype=pl.String))
+    return out.alias(docs.name)
+
+
+def _parsed_value_at(text: str | None, key: str) -> str | None:
+    if text is None:
+        return None
+    obj = loads_exact(text)
+    if not isinstance(obj, dict) or key not in obj:
+        return None
+    return dumps_exact(obj[key])
 
 
 class RawJson:

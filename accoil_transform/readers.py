@@ -28,8 +28,9 @@ from isal import isal_zlib
 
 from .config import TransformConfig
 from .errors import InputError
+from .jsonexpr import dumps_exact, loads_exact
 from .normalize import normalize_frame
-from .schema import ndjson_read_schema
+from .schema import JSON_COLUMNS, canonical_name, ndjson_read_schema
 
 Source: TypeAlias = "str | os.PathLike[str] | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader"
 
@@ -222,12 +223,52 @@ def parse_ndjson(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError):
         frame = None
     if frame is not None and frame.height == expected_rows:
+        frame = _repair_escaped_nested(frame, data, schema)
         return frame.with_columns(
             _line=pl.int_range(1, frame.height + 1, dtype=pl.Int64),
             _malformed=pl.lit(None, pl.String),
             _raw=pl.lit(None, pl.String),
         )
     return _parse_lines(data, source, schema)
+
+
+def _repair_escaped_nested(
+    frame: pl.DataFrame, data: bytes, schema: dict[str, pl.DataType]
+) -> pl.DataFrame:
+    r"""Re-encode the nested JSON columns of lines that hold a backslash escape.
+
+    polars writes a nested object read as ``String`` back out without escaping it again
+    (``"C:\\dir"`` comes out as ``C:\dir``, ``\"`` as a bare quote), which corrupts
+    or drops the value. Only lines with a backslash can be affected, so just those
+    (``data`` has one line per row of ``frame``) are parsed again with orjson.
+    """
+    nested = [c for c in schema if canonical_name(c) in JSON_COLUMNS]
+    if not nested or data.find(b"\\") < 0:
+        return frame
+    rows: list[int] = []
+    objects: list[dict] = []
+    line_no, line_start = 0, 0
+    pos = data.find(b"\\")
+    while pos >= 0:
+        start = data.rfind(b"\n", 0, pos) + 1
+        line_no += data.count(b"\n", line_start, start)
+        line_start = start
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end
+        rows.append(line_no)
+        objects.append(loads_exact(data[start:end]))
+        pos = data.find(b"\\", end)
+    fixed = []
+    for col in nested:
+        values = [_json_text(o.get(col)) for o in objects]
+        column = frame[col].clone()
+        column.scatter(rows, pl.Series(values, dtype=pl.String))
+        fixed.append(column)
+    return frame.with_columns(fixed)
+
+
+def _json_text(value: object) -> str | None:
+    return None if value is None else dumps_exact(value)
 
 
 def first_keys(data: bytes, lines: int = 20) -> list[str]:
@@ -268,7 +309,9 @@ def _parse_lines(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl
     if not good:
         line, reason, _ = bad[0]
         raise InputError(source, f"not an NDJSON event file: {reason}", line=line)
-    frame = pl.read_ndjson(io.BytesIO(b"\n".join(good)), schema=schema).with_columns(
+    joined = b"\n".join(good)
+    frame = pl.read_ndjson(io.BytesIO(joined), schema=schema)
+    frame = _repair_escaped_nested(frame, joined, schema).with_columns(
         _line=pl.Series(good_lines, dtype=pl.Int64),
         _malformed=pl.lit(None, pl.String),
         _raw=pl.lit(None, pl.String),

@@ -316,11 +316,15 @@ def reference_transform(
 
 
 def typed(value: Any) -> Any:
-    """A JSON value made comparable with its JSON type kept (``True`` ≠ ``1``, ``"5"`` ≠ ``5``)."""
+    """A JSON value made comparable with its JSON type kept (``True`` ≠ ``1``, ``"5"`` ≠ ``5``).
+
+    Numbers compare as the IEEE doubles a JSON reader such as JavaScript's makes of
+    them: ``1e20`` and ``100000000000000000000`` are the same JSON number.
+    """
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, int | float):
-        return ("number", value)
+        return ("number", float(value))
     if isinstance(value, str):
         return ("string", value)
     if value is None:

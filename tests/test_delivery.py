@@ -195,9 +195,11 @@ def test_retry_after_pauses_every_worker(accoil_server: LocalAccoil) -> None:
     deliver(accoil_server, workload(users=20, tracks=0), concurrency=4)
     reqs = accoil_server.requests
     t429 = reqs[0].mono
-    # requests sent after the 429 came back (all but the <= 3 already in flight) wait 1 s
+    # Up to 3 requests were in flight with the 429, and their workers may each have
+    # started one more before the 429 was seen; every other request waited 1 s.
     late = [r for r in reqs[1:] if r.mono - t429 >= 1.0]
-    assert len(late) >= len(reqs) - 1 - 3
+    assert len(late) >= len(reqs) - 1 - 2 * 3
+    assert len(late) >= 12
 
 
 def test_attempts_are_bounded(accoil_server: LocalAccoil, tmp_path: Path) -> None:
