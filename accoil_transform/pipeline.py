@@ -68,7 +68,9 @@ def transform_inputs(
 ) -> TransformResult:
     """Read ``inputs`` batch by batch (a file or zip member at a time) and transform them."""
     config = config or TransformConfig()
-    return transform(read_events(inputs, config), config, strict=strict, keep_columns=keep_columns)
+    return transform(
+        read_events(inputs, config, only_needed=True), config, strict=strict, keep_columns=keep_columns
+    )
 
 
 def run(
@@ -88,7 +90,7 @@ def run(
     started = time.perf_counter()
     t = Transformer(config, strict=options.strict)
     with TrackSpill() as spill:
-        for frame in read_events(inputs, config):
+        for frame in read_events(inputs, config, only_needed=True):
             spill.add(track_calls(t.feed(frame), wire, with_sort_key=True))
         identifies, groups = t.finish()
         head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import orjson
 import polars as pl
@@ -31,6 +31,9 @@ from .errors import InputError
 from .jsonexpr import dumps_exact, loads_exact
 from .normalize import normalize_frame
 from .schema import JSON_COLUMNS, canonical_name, ndjson_read_schema
+from .transform import json_columns_needed
+
+T = TypeVar("T")
 
 Source: TypeAlias = "str | os.PathLike[str] | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader"
 
@@ -342,7 +345,7 @@ def _empty_parsed(schema: dict[str, pl.DataType]) -> pl.DataFrame:
 # --------------------------------------------------------------------------- canonical
 
 
-def prefetched(items: Iterator[RawInput], depth: int = 1) -> Iterator[RawInput]:
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """Produce the next ``depth`` items in a background thread while the caller works.
 
     Decompression (ISA-L) and polars both release the GIL, so reading member n+1
@@ -391,18 +394,31 @@ def prefetched(items: Iterator[RawInput], depth: int = 1) -> Iterator[RawInput]:
 def read_events(
     inputs: Source | Iterable[Source],
     config: TransformConfig | None = None,
+    *,
+    only_needed: bool = False,
 ) -> Iterator[pl.DataFrame]:
     """Read any inputs and yield canonical event frames, one per file, member or table.
 
-    Rows are numbered in input order across all inputs (the ``_row`` column).
+    Rows are numbered in input order across all inputs (the ``_row`` column). Reading
+    is a pipeline of threads: decompressing the next member, parsing the one before,
+    while the caller transforms the one before that. With ``only_needed``, nested
+    JSON columns that ``config`` doesn't use are not decoded from NDJSON (they are
+    null), which makes reading faster.
     """
     config = config or TransformConfig()
+    wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
+    return prefetched(_canonical(prefetched(iter_raw_inputs(inputs)), config, wanted))
+
+
+def _canonical(
+    units: Iterator[RawInput], config: TransformConfig, wanted: set[str]
+) -> Iterator[pl.DataFrame]:
     uid = config.user_id_ref
     uid_column = uid.name if uid.scope == "column" else None
     next_row = 0
-    for unit in prefetched(iter_raw_inputs(inputs)):
+    for unit in units:
         if isinstance(unit.data, bytes):
-            schema = ndjson_read_schema(uid_column, first_keys(unit.data))
+            schema = ndjson_read_schema(uid_column, first_keys(unit.data), json_columns=wanted)
             parsed = parse_ndjson(unit.data, unit.name, schema)
             lines = parsed["_line"]
             frame = normalize_frame(

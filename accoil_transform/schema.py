@@ -53,16 +53,21 @@ def canonical_name(column: str) -> str:
 
 
 def ndjson_read_schema(
-    user_id_column: str | None, keys: Iterable[str] = ()
+    user_id_column: str | None,
+    keys: Iterable[str] = (),
+    *,
+    json_columns: Iterable[str] = JSON_COLUMNS,
 ) -> dict[str, pl.DataType]:
     """What the NDJSON reader asks for; everything else in a line is skipped unparsed.
 
     ``keys`` are the keys seen in the file's first lines: any spelling of a wanted
     column (``EVENT_TYPE``, ``_insert_id``) is read under that spelling, and the
-    normaliser folds it to the canonical name.
+    normaliser folds it to the canonical name. Of the nested columns, only
+    ``json_columns`` are read (the rest come out null): decoding a nested object to
+    text is a large part of the reading cost.
     """
     wanted = {
-        "uuid", "insert_id", "device_id", "user_id", "event_type", "event_time", *JSON_COLUMNS,
+        "uuid", "insert_id", "device_id", "user_id", "event_type", "event_time", *json_columns,
     }
     if user_id_column:
         wanted.add(canonical_name(user_id_column))

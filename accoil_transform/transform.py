@@ -57,6 +57,20 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 # --------------------------------------------------------------------------- expressions
 
 
+def json_columns_needed(config: TransformConfig) -> set[str]:
+    """The nested JSON columns the transform reads under ``config`` (readers skip the rest)."""
+    needed = {"groups", "group_properties"}
+    refs = [*config.property_refs, config.user_id_ref]
+    if config.user_traits:
+        needed.add("user_properties")
+    for ref in refs:
+        if ref.scope is None:
+            needed |= {"event_properties", "user_properties"}
+        elif ref.scope != "column":
+            needed.add(ref.scope)
+    return needed
+
+
 def dedup_key() -> pl.Expr:
     """The duplicate key: ``uuid``, else (``$insert_id``, ``device_id``), else none."""
     uuid = pl.col("uuid").str.strip_chars()
