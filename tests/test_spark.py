@@ -390,30 +390,11 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
 
 # --------------------------------------------------------------------------- README example
 
-#: The "Scaling" section of the README shows exactly this code.
-README_EXAMPLE = """\
-import os
-
-from pyspark.sql import SparkSession
-
-from accoil_transform import TransformConfig
-from accoil_transform.spark import read_amplitude_json, send_partitions, to_calls, write_calls_parquet
-
-spark = SparkSession.builder.getOrCreate()
-# A lakehouse table works the same: events = spark.table("analytics.amplitude_events")
-events = read_amplitude_json(spark, "exports/187520")  # unzipped Export API or S3 layout
-config = TransformConfig(properties=["plan"])
-calls = to_calls(events, config, format="v2", partitions=8).persist()  # endpoint, call_id, body
-
-write_calls_parquet(calls, "accoil-calls")  # look before you send
-report = send_partitions(
-    calls,
-    api_key=os.environ["ACCOIL_API_KEY"],
-    base_url=os.environ.get("ACCOIL_BASE_URL", "https://in.accoil.com"),
-    ledger_dir="accoil-ledgers",  # one SQLite ledger per partition; keep it for re-runs
-)
-print(report.to_dict()["total"])
-"""
+def readme_example() -> str:
+    """The PySpark example of the README's "Scaling" section, as written there."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- spark-example -->\n```python\n", 1)[1]
+    return block.split("```", 1)[0]
 
 
 def test_readme_example_runs(spark, sample_dir, tmp_path, monkeypatch, capsys):
@@ -424,7 +405,7 @@ def test_readme_example_runs(spark, sample_dir, tmp_path, monkeypatch, capsys):
         monkeypatch.setenv("ACCOIL_API_KEY", DEFAULT_API_KEY)
         monkeypatch.setenv("ACCOIL_BASE_URL", server.base_url)
         ns: dict[str, Any] = {}
-        exec(compile(README_EXAMPLE, "README.md", "exec"), ns)
+        exec(compile(readme_example(), "README.md", "exec"), ns)
         ns["calls"].unpersist()
         want = local_calls(SAMPLE_ZIP, TransformConfig(properties=["plan"]), "v2")
         assert len(server.accepted) == ns["report"].total.sent == len(want)
