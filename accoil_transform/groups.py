@@ -9,6 +9,8 @@ missing) plus ``"group_type": type``, which overrides a key of that name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 import polars as pl
 
@@ -31,14 +33,13 @@ def decode_groups(groups_json: pl.Series) -> pl.Series:
     A scalar value gives a one-id list, numbers become their decimal text and JSON
     nulls stay null (callers skip them). Text that is not a JSON object decodes to null.
     """
-    is_object = groups_json.str.strip_chars_start().str.starts_with("{")
-    cleaned = pl.select(pl.when(is_object).then(groups_json)).to_series()
     try:
-        return cleaned.str.json_decode(GROUPS_DTYPE)
+        return groups_json.str.json_decode(GROUPS_DTYPE)
     except pl.exceptions.ComputeError:
-        # Values polars can't coerce (objects inside an id list, ...): decode row by row.
+        # Not an object, or values polars can't coerce (objects inside an id list):
+        # decode row by row.
         return pl.Series(
-            groups_json.name, [_decode_groups_row(t) for t in cleaned.to_list()], GROUPS_DTYPE
+            groups_json.name, [_decode_groups_row(t) for t in groups_json.to_list()], GROUPS_DTYPE
         )
 
 
@@ -126,18 +127,31 @@ def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
         | pl.col("group_id").str.contains("\\", literal=True)
         | pl.col("group_properties").str.contains(RISKY_NUMBER)
     )
-    rows = lookups.with_row_index("_i").filter(mask)
-    if rows.is_empty():
-        return lookups
-    found = []
-    for text, gtype, gid in rows.select(_LOOKUP_KEYS).iter_rows():
+
+    def traits_of(text: str | None, gtype: str, gid: str) -> str | None:
         by_type = loads_exact(text) if text else None
         by_id = by_type.get(gtype) if isinstance(by_type, dict) else None
         entry = by_id.get(gid) if isinstance(by_id, dict) else None
-        found.append(dumps_exact(entry) if isinstance(entry, dict) else None)
-    traits = lookups["_traits"].clone()
-    traits.scatter(rows["_i"], pl.Series(found, dtype=pl.String))
-    return lookups.with_columns(traits)
+        return dumps_exact(entry) if isinstance(entry, dict) else None
+
+    return _patch_rows(lookups, mask, "_traits", traits_of, _LOOKUP_KEYS)
+
+
+def _patch_rows(
+    frame: pl.DataFrame,
+    mask: pl.Expr,
+    column: str,
+    fix: Callable[..., str | None],
+    inputs: list[str],
+) -> pl.DataFrame:
+    """Set ``column`` to ``fix(*inputs)`` on the (rare) rows where ``mask`` holds."""
+    rows = frame.with_row_index("_i").filter(mask.fill_null(False))
+    if rows.is_empty():
+        return frame
+    values = [fix(*row) for row in rows.select(inputs).iter_rows()]
+    patched = frame[column].clone()
+    patched.scatter(rows["_i"], pl.Series(values, dtype=pl.String))
+    return frame.with_columns(patched)
 
 
 def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
@@ -160,17 +174,12 @@ def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:
 
     Rare in practice, so these few rows are rebuilt with a JSON parser.
     """
-    mask = pl.col("_traits").str.contains('"group_type"', literal=True).fill_null(False)
-    if not frame.select(mask.any()).item():
-        return frame
-    rebuilt = [
-        dumps_exact({**loads_exact(t), "group_type": gt}) if m else None
-        for t, gt, m in zip(
-            frame["_traits"], frame["group_type"], frame.select(mask).to_series(), strict=True
-        )
-    ]
-    return frame.with_columns(
-        group_traits=pl.coalesce(pl.Series(rebuilt, dtype=pl.String), pl.col("group_traits"))
+    return _patch_rows(
+        frame,
+        pl.col("_traits").str.contains('"group_type"', literal=True),
+        "group_traits",
+        lambda traits, gtype: dumps_exact({**loads_exact(traits), "group_type": gtype}),
+        ["_traits", "group_type"],
     )
 
 
