@@ -11,6 +11,7 @@ its body, so that changed traits are sent again and unchanged ones are not.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import polars as pl
 
@@ -96,28 +97,29 @@ def track_calls(
 
 def identify_calls(identifies: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl.DataFrame:
     """One identify call per distinct user (empty for formats without identify)."""
-    wire = get_format(fmt)
-    if "identify" not in wire.paths:
-        return pl.DataFrame(schema=CALLS_SCHEMA)
-    calls = identifies.select(
-        pl.lit("identify").alias("kind"),
-        pl.col("userId").alias("_key"),
-        json_object(_identify_fields(wire.name)).alias("body"),
-    )
-    return _with_digest_ids(calls, f"{wire.name}:identify:")
+    return _keyed_calls(identifies, "identify", pl.col("userId"), _identify_fields, fmt)
 
 
 def group_calls(groups: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl.DataFrame:
     """One group call per distinct (user, primary group) pair."""
+    key = pl.col("userId") + pl.lit("|") + pl.col("groupId")
+    return _keyed_calls(groups, "group", key, _group_fields, fmt)
+
+
+def _keyed_calls(
+    records: pl.DataFrame,
+    kind: str,
+    key: pl.Expr,
+    fields: Callable[[str], dict[str, pl.Expr | RawJson]],
+    fmt: str | WireFormat,
+) -> pl.DataFrame:
     wire = get_format(fmt)
-    if "group" not in wire.paths:
+    if kind not in wire.paths:
         return pl.DataFrame(schema=CALLS_SCHEMA)
-    calls = groups.select(
-        pl.lit("group").alias("kind"),
-        (pl.col("userId") + pl.lit("|") + pl.col("groupId")).alias("_key"),
-        json_object(_group_fields(wire.name)).alias("body"),
+    calls = records.select(
+        pl.lit(kind).alias("kind"), key.alias("_key"), json_object(fields(wire.name)).alias("body")
     )
-    return _with_digest_ids(calls, f"{wire.name}:group:")
+    return _with_digest_ids(calls, f"{wire.name}:{kind}:")
 
 
 def _with_digest_ids(calls: pl.DataFrame, prefix: str) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import os
 import uuid as uuidlib
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -149,3 +150,11 @@ def _make_zip_fixture() -> Callable[..., Path]:
 def _ndjson_bytes_fixture() -> Callable[[Iterable[Line]], bytes]:
     return ndjson_bytes
 
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own ACCOIL_* / AMPLITUDE_* settings."""
+    for name in list(os.environ):
+        if name.startswith(("ACCOIL_", "AMPLITUDE_")):
+            monkeypatch.delenv(name)

@@ -25,10 +25,7 @@ MEMBER_10 = f"{PROJ}/{PROJ}_2025-07-01_10#70.json.gz"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("ACCOIL_"):
-            monkeypatch.delenv(name)
+def _in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
