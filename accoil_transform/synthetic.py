@@ -1037,6 +1037,40 @@ def _write_members(
             names.append(name)
 
 
+MALFORMED_KINDS = ("truncated_json", "json_array", "missing_event_time", "unparseable_event_time")
+
+
+def with_malformed_lines(
+    events: Iterable[Event], count: int, *, seed: int = 0
+) -> Iterator[Event | str]:
+    """``events`` with ``count`` malformed lines mixed in, deterministically from ``seed``.
+
+    The lines cycle through :data:`MALFORMED_KINDS`: JSON cut in half, a JSON array, an
+    event without ``event_time``, and one whose ``event_time`` is not a time. Each is
+    written right after a real event, so it lands in that event's member.
+    """
+    rng = random.Random(f"malformed-{seed}")
+    items = list(events)
+    if count > len(items):
+        raise ValueError(f"can't mix {count} malformed lines into {len(items)} events")
+    after = dict(zip(sorted(rng.sample(range(len(items)), count)), range(count), strict=True))
+    for i, event in enumerate(items):
+        yield event
+        if i in after:
+            yield _malformed_line(event, MALFORMED_KINDS[after[i] % len(MALFORMED_KINDS)])
+
+
+def _malformed_line(event: Event, kind: str) -> str:
+    if kind == "truncated_json":
+        text = orjson.dumps(event).decode()
+        return text[: len(text) // 2]
+    if kind == "json_array":
+        return orjson.dumps([event.get("uuid"), event.get("event_type")]).decode()
+    if kind == "missing_event_time":
+        return orjson.dumps({k: v for k, v in event.items() if k != "event_time"}).decode()
+    return orjson.dumps({**event, "uuid": f"{event.get('uuid')}-bad", "event_time": "yesterday"}).decode()
+
+
 def write_export_zip(
     path: str | Path,
     events: Iterable[Event | str | bytes],
@@ -1217,6 +1251,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-id", type=int, default=DEFAULT_PROJECT_ID)
     parser.add_argument("--no-edge-cases", action="store_true")
     parser.add_argument("--compresslevel", type=int, default=6)
+    parser.add_argument(
+        "--malformed-lines", type=int, default=0, help="mix in this many malformed lines"
+    )
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
@@ -1230,6 +1267,8 @@ def main(argv: list[str] | None = None) -> int:
         hours=args.hours,
         project_id=args.project_id,
     )
+    if args.malformed_lines:
+        events = with_malformed_lines(events, args.malformed_lines, seed=args.seed)
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     common = {

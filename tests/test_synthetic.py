@@ -21,6 +21,7 @@ from accoil_transform.synthetic import (
     CASE_KEY,
     EDGE_CASES,
     EXPORT_KEYS,
+    MALFORMED_KINDS,
     MEMBER_NAME_RE,
     generate_events,
     main,
@@ -41,13 +42,38 @@ SPEC_PLACEHOLDERS = {
 }  # fmt: skip
 
 
-def read_zip(path: Path) -> dict[str, list[Event]]:
-    """Member name → its events, in zip order; every member must be gzip NDJSON."""
+def read_zip(path: Path, malformed: list[bytes] | None = None) -> dict[str, list[Event]]:
+    """Member name → its events, in zip order; every member must be gzip NDJSON.
+
+    Lines that are not event objects (the sample's deliberate malformed lines) go to
+    ``malformed`` when it is given, and fail otherwise.
+    """
+    out: dict[str, list[Event]] = {}
     with zipfile.ZipFile(path) as zf:
-        return {
-            name: [orjson.loads(line) for line in gzip.decompress(zf.read(name)).splitlines()]
-            for name in zf.namelist()
-        }
+        for name in zf.namelist():
+            out[name] = []
+            for line in gzip.decompress(zf.read(name)).splitlines():
+                event = _event_or_none(line)
+                if event is None and malformed is not None:
+                    malformed.append(line)
+                    continue
+                assert event is not None, line[:80]
+                out[name].append(event)
+    return out
+
+
+def _event_or_none(line: bytes) -> Event | None:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event_time"), str):
+        return None
+    try:
+        utc(value["event_time"])
+    except ValueError:
+        return None
+    return value
 
 
 def utc(value: str) -> datetime:
@@ -55,9 +81,19 @@ def utc(value: str) -> datetime:
     return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
+SAMPLE_MALFORMED: list[bytes] = []
+
+
 @pytest.fixture(scope="module")
 def sample_members() -> dict[str, list[Event]]:
-    return read_zip(SAMPLE)
+    SAMPLE_MALFORMED.clear()
+    return read_zip(SAMPLE, SAMPLE_MALFORMED)
+
+
+def test_sample_has_one_malformed_line_of_each_kind(sample_members: dict[str, list[Event]]) -> None:
+    assert len(SAMPLE_MALFORMED) == len(MALFORMED_KINDS) == 4
+    assert any(line.startswith(b"[") for line in SAMPLE_MALFORMED)
+    assert any(b'"yesterday"' in line for line in SAMPLE_MALFORMED)
 
 
 @pytest.fixture(scope="module", params=["n=200", "sample"])
@@ -365,9 +401,11 @@ def test_committed_sample_matches_documented_command(tmp_path: Path, sample_memb
     assert Path(argv[out]) == SAMPLE.relative_to(ROOT)
     argv[out] = str(tmp_path / "fresh.zip")
     assert main(argv) == 0
-    fresh = read_zip(tmp_path / "fresh.zip")
+    fresh_malformed: list[bytes] = []
+    fresh = read_zip(tmp_path / "fresh.zip", fresh_malformed)
     assert list(fresh) == list(sample_members)
     assert fresh == sample_members, "sample_data is stale: re-run the command in its README"
+    assert fresh_malformed == SAMPLE_MALFORMED
     assert 1500 <= sum(map(len, fresh.values())) <= 3000
 
 
