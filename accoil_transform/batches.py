@@ -73,4 +73,3 @@ def iter_batches(
                     call_ids=chunk["call_id"].to_list(),
                     bodies=[b.encode() for b in chunk["body"].to_list()],
                 )
-

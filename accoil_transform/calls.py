@@ -47,7 +47,12 @@ def _identify_fields(fmt: str) -> dict[str, pl.Expr | RawJson]:
     if fmt == "v2":
         return {"userId": pl.col("userId"), "traits": traits, "timestamp": _TS}
     if fmt == "segment":
-        return {"type": pl.lit("identify"), "userId": pl.col("userId"), "traits": traits, "timestamp": _TS}
+        return {
+            "type": pl.lit("identify"),
+            "userId": pl.col("userId"),
+            "traits": traits,
+            "timestamp": _TS,
+        }
     if fmt == "v1":
         return {"user_id": pl.col("userId"), "traits": traits, "timestamp": _EPOCH_MS}
     raise ValueError(f"format {fmt!r} has no identify calls")
@@ -59,7 +64,13 @@ def _group_fields(fmt: str) -> dict[str, pl.Expr | RawJson]:
     if fmt == "v2":
         return {"groupId": gid, "userId": uid, "traits": traits, "timestamp": _TS}
     if fmt == "segment":
-        return {"type": pl.lit("group"), "userId": uid, "groupId": gid, "traits": traits, "timestamp": _TS}
+        return {
+            "type": pl.lit("group"),
+            "userId": uid,
+            "groupId": gid,
+            "traits": traits,
+            "timestamp": _TS,
+        }
     if fmt == "v1":
         return {"group_id": gid, "user_id": uid, "traits": traits, "timestamp": _EPOCH_MS}
     raise ValueError(f"format {fmt!r} has no group calls")
@@ -127,7 +138,9 @@ def _with_digest_ids(calls: pl.DataFrame, prefix: str) -> pl.DataFrame:
     digests = [hashlib.blake2b(b.encode(), digest_size=8).hexdigest() for b in calls["body"]]
     return calls.select(
         "kind",
-        (pl.lit(prefix) + pl.col("_key") + pl.lit(":") + pl.Series(digests, dtype=pl.String)).alias("call_id"),
+        (pl.lit(prefix) + pl.col("_key") + pl.lit(":") + pl.Series(digests, dtype=pl.String)).alias(
+            "call_id"
+        ),
         "body",
     )
 

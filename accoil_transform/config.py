@@ -55,7 +55,9 @@ class FieldRef:
         return self.name if self.scope in (None, "column") else f"{self.scope}.{self.name}"
 
 
-def _as_refs(values: Sequence[str | FieldRef], default_scope: PropertyScope | None) -> tuple[FieldRef, ...]:
+def _as_refs(
+    values: Sequence[str | FieldRef], default_scope: PropertyScope | None
+) -> tuple[FieldRef, ...]:
     return tuple(
         v if isinstance(v, FieldRef) else FieldRef.parse(v, default_scope=default_scope)
         for v in values

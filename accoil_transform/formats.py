@@ -93,9 +93,7 @@ def get_format(name: str | WireFormat) -> WireFormat:
     try:
         return FORMATS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown format {name!r}; expected one of {', '.join(FORMATS)}"
-        ) from None
+        raise ValueError(f"unknown format {name!r}; expected one of {', '.join(FORMATS)}") from None
 
 
 def auth_headers(scheme: AuthScheme, api_key: str) -> dict[str, str]:

@@ -52,7 +52,9 @@ def _decode_groups_row(text: str | None) -> dict[str, list[str | None]] | None:
         return None
     if not isinstance(value, dict):
         return None
-    return {str(k): [_id_text(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+    return {
+        str(k): [_id_text(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()
+    }
 
 
 def _id_text(value: object) -> str | None:
@@ -73,7 +75,9 @@ def group_candidates(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
     ).select("_row", "groups")
     if eligible.is_empty():
-        return pl.DataFrame(schema={"_row": pl.UInt64, "group_type": pl.String, "group_id": pl.String})
+        return pl.DataFrame(
+            schema={"_row": pl.UInt64, "group_type": pl.String, "group_id": pl.String}
+        )
     decoded = eligible.with_columns(decode_groups(eligible["groups"]).alias("groups"))
     return (
         decoded.select("_row", pl.col("groups").map.entries().alias("entry"))
@@ -96,9 +100,7 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
     primary = candidates.sort(["_row", "group_id", "group_type"]).unique(
         "_row", keep="first", maintain_order=True
     )
-    with_props = primary.join(
-        frame.select("_row", "group_properties"), on="_row", how="left"
-    )
+    with_props = primary.join(frame.select("_row", "group_properties"), on="_row", how="left")
     # Events of one account usually carry the same group_properties text, so the
     # (per-row, uncached) JSONPath lookup runs once per distinct (text, type, id).
     keys = _LOOKUP_KEYS

@@ -60,7 +60,9 @@ def to_json_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 def jsonpath_key(key: str | pl.Expr) -> pl.Expr:
     """A JSONPath bracket selector ``['key']`` for a literal or per-row key."""
     k = pl.lit(key) if isinstance(key, str) else key
-    escaped = k.str.replace_all("\\", "\\\\", literal=True).str.replace_all("'", "\\'", literal=True)
+    escaped = k.str.replace_all("\\", "\\\\", literal=True).str.replace_all(
+        "'", "\\'", literal=True
+    )
     return pl.lit("['") + escaped + pl.lit("']")
 
 

@@ -41,11 +41,15 @@ class AccoilFrame:
     def __init__(self, df: pl.DataFrame) -> None:
         self._df = df
 
-    def canonical(self, config: TransformConfig | None = None, *, source: str = "<DataFrame>") -> pl.DataFrame:
+    def canonical(
+        self, config: TransformConfig | None = None, *, source: str = "<DataFrame>"
+    ) -> pl.DataFrame:
         """The canonical event frame (column names, ``_insert_id``, times and nested JSON normalised)."""
         return normalize_frame(self._df, config or TransformConfig(), source=source)
 
-    def transform(self, config: TransformConfig | None = None, *, strict: bool = False) -> TransformResult:
+    def transform(
+        self, config: TransformConfig | None = None, *, strict: bool = False
+    ) -> TransformResult:
         """Every output frame: tracks, identifies, groups, quarantine and the report."""
         config = config or TransformConfig()
         return transform(self.canonical(config), config, strict=strict)
@@ -87,7 +91,10 @@ class AccoilFrame:
         schema = df.schema
         nested = df.select(
             pl.int_range(pl.len(), dtype=pl.UInt64).alias("_row"),
-            *[to_json_text(pl.col(cols[c]), schema[cols[c]]).alias(c) for c in ("groups", "group_properties")],
+            *[
+                to_json_text(pl.col(cols[c]), schema[cols[c]]).alias(c)
+                for c in ("groups", "group_properties")
+            ],
         )
         primary = primary_groups(nested)
         joined = nested.select("_row").join(primary, on="_row", how="left", maintain_order="left")

@@ -150,8 +150,12 @@ def normalize_frame(
         (n_rows + first_row).alias("_row"),
         pl.lit(source, dtype=pl.String).alias("_source"),
         line.alias("_line"),
-        pl.col("_malformed").cast(pl.String) if "_malformed" in schema else pl.lit(None, pl.String).alias("_malformed"),
-        pl.col("_raw").cast(pl.String) if "_raw" in schema else pl.lit(None, pl.String).alias("_raw"),
+        pl.col("_malformed").cast(pl.String)
+        if "_malformed" in schema
+        else pl.lit(None, pl.String).alias("_malformed"),
+        pl.col("_raw").cast(pl.String)
+        if "_raw" in schema
+        else pl.lit(None, pl.String).alias("_raw"),
         text_or_null("uuid", "a string").alias("uuid"),
         text_or_null("insert_id", "a string").alias("insert_id"),
         text_or_null("device_id", "a string").alias("device_id"),

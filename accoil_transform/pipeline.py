@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -24,8 +24,10 @@ from .readers import Source, read_events
 from .spill import TrackSpill
 from .transform import Transformer, TransformResult, transform
 
-DEFAULT_DRY_RUN_PATH = Path("accoil-dry-run.ndjson")
+if TYPE_CHECKING:  # delivery pulls in requests; dry runs never need it
+    from .delivery import DeliveryOptions
 
+DEFAULT_DRY_RUN_PATH = Path("accoil-dry-run.ndjson")
 
 
 @dataclass
@@ -45,7 +47,7 @@ class RunOptions:
     base_url: str | None = None
     url: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
-    delivery: Any = None  # accoil_transform.delivery.DeliveryOptions
+    delivery: DeliveryOptions | None = None
 
     @property
     def is_dry_run(self) -> bool:
@@ -69,7 +71,10 @@ def transform_inputs(
     """Read ``inputs`` batch by batch (a file or zip member at a time) and transform them."""
     config = config or TransformConfig()
     return transform(
-        read_events(inputs, config, only_needed=True), config, strict=strict, keep_columns=keep_columns
+        read_events(inputs, config, only_needed=True),
+        config,
+        strict=strict,
+        keep_columns=keep_columns,
     )
 
 
@@ -104,7 +109,9 @@ def run(
         report["dry_run"] = options.is_dry_run
         outputs: dict[str, str] = {}
         if not t.quarantine.is_empty():
-            target = options.quarantine or _beside(options.out or DEFAULT_DRY_RUN_PATH, ".quarantine.ndjson")
+            target = options.quarantine or _beside(
+                options.out or DEFAULT_DRY_RUN_PATH, ".quarantine.ndjson"
+            )
             outputs["quarantine"] = str(write_quarantine(t.quarantine, target))
         if options.is_dry_run:
             out = options.out or DEFAULT_DRY_RUN_PATH

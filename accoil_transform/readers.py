@@ -35,7 +35,9 @@ from .transform import json_columns_needed
 
 T = TypeVar("T")
 
-Source: TypeAlias = "str | os.PathLike[str] | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader"
+Source: TypeAlias = (
+    "str | os.PathLike[str] | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader"
+)
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -74,7 +76,9 @@ def iter_raw_inputs(inputs: Source | Iterable[Source]) -> Iterator[RawInput]:
 
 
 def _as_list(inputs: Source | Iterable[Source]) -> list[Source]:
-    if isinstance(inputs, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader):
+    if isinstance(
+        inputs, str | os.PathLike | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader
+    ):
         return [inputs]
     return list(inputs)
 
@@ -162,10 +166,7 @@ def _iter_zip_bytes(data: bytes, name: str) -> Iterator[RawInput]:
 
 
 def _iter_zip_members(zf: zipfile.ZipFile, name: str) -> Iterator[RawInput]:
-    members = [
-        i for i in zf.infolist()
-        if not i.is_dir() and not _skippable_member(i.filename)
-    ]
+    members = [i for i in zf.infolist() if not i.is_dir() and not _skippable_member(i.filename)]
     if not members:
         raise InputError(
             name,
@@ -177,7 +178,7 @@ def _iter_zip_members(zf: zipfile.ZipFile, name: str) -> Iterator[RawInput]:
             raw = zf.read(info)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise InputError(source, f"zip member is corrupt ({exc})") from None
-        yield RawInput(source, _gunzip(raw, source) if raw.startswith(GZIP_MAGIC) else raw)
+        yield RawInput(source, raw)  # still gzip: the parse stage decompresses it
 
 
 def _skippable_member(filename: str) -> bool:
@@ -305,7 +306,9 @@ def _parse_lines(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl
             bad.append((number, f"not valid JSON ({exc})", _preview(line)))
             continue
         if not isinstance(value, dict):
-            bad.append((number, f"expected a JSON object, got {type(value).__name__}", _preview(line)))
+            bad.append(
+                (number, f"expected a JSON object, got {type(value).__name__}", _preview(line))
+            )
             continue
         good_lines.append(number)
         good.append(line)
@@ -390,7 +393,6 @@ def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
                 worker.join(timeout=0.1)
 
 
-
 def read_events(
     inputs: Source | Iterable[Source],
     config: TransformConfig | None = None,
@@ -417,14 +419,19 @@ def _canonical(
     uid_column = uid.name if uid.scope == "column" else None
     next_row = 0
     for unit in units:
-        if isinstance(unit.data, bytes):
-            schema = ndjson_read_schema(uid_column, first_keys(unit.data), json_columns=wanted)
-            parsed = parse_ndjson(unit.data, unit.name, schema)
+        source, raw = unit.name, unit.data
+        del unit  # the decompressed member below is the only full copy held here
+        if isinstance(raw, bytes):
+            data = _gunzip(raw, source) if raw.startswith(GZIP_MAGIC) else raw
+            del raw
+            schema = ndjson_read_schema(uid_column, first_keys(data), json_columns=wanted)
+            parsed = parse_ndjson(data, source, schema)
+            del data
             lines = parsed["_line"]
             frame = normalize_frame(
-                parsed.drop("_line"), config, source=unit.name, first_row=next_row, lines=lines
+                parsed.drop("_line"), config, source=source, first_row=next_row, lines=lines
             )
         else:
-            frame = normalize_frame(unit.data, config, source=unit.name, first_row=next_row)
+            frame = normalize_frame(raw, config, source=source, first_row=next_row)
         next_row += frame.height
         yield frame

@@ -46,6 +46,7 @@ CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     **{name: pl.String() for name in JSON_COLUMNS},
 }
 
+
 def canonical_name(column: str) -> str:
     """The canonical name of an input column: lower-cased, insert-id aliases folded."""
     lower = column.lower()
@@ -67,7 +68,13 @@ def ndjson_read_schema(
     text is a large part of the reading cost.
     """
     wanted = {
-        "uuid", "insert_id", "device_id", "user_id", "event_type", "event_time", *json_columns,
+        "uuid",
+        "insert_id",
+        "device_id",
+        "user_id",
+        "event_type",
+        "event_time",
+        *json_columns,
     }
     if user_id_column:
         wanted.add(canonical_name(user_id_column))

@@ -50,38 +50,121 @@ class Setting:
         return "ACCOIL_" + self.name.upper()
 
 
-def _s(name: str, section: str, kind: type, default: Any, help: str, secret: bool = False) -> Setting:
+def _s(
+    name: str, section: str, kind: type, default: Any, help: str, secret: bool = False
+) -> Setting:
     return Setting(name, section, kind, default, help, secret)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    _s("user_id", "transform", str, "user_id", "user id source: a column, user_properties.NAME or event_properties.NAME"),
+    _s(
+        "user_id",
+        "transform",
+        str,
+        "user_id",
+        "user id source: a column, user_properties.NAME or event_properties.NAME",
+    ),
     _s("include_events", "transform", list, [], "keep only these event types (empty: all)"),
     _s("exclude_events", "transform", list, [], "drop these event types"),
-    _s("properties", "transform", list, [], "additional properties (event_properties, then user_properties)"),
-    _s("user_traits", "transform", list, ["email", "name"], "user traits from user_properties for identify"),
+    _s(
+        "properties",
+        "transform",
+        list,
+        [],
+        "additional properties (event_properties, then user_properties)",
+    ),
+    _s(
+        "user_traits",
+        "transform",
+        list,
+        ["email", "name"],
+        "user traits from user_properties for identify",
+    ),
     _s("event_rename", "transform", dict, {}, "rename event types: {amplitude name = accoil name}"),
     _s("format", "output", str, "v2", "call format: v2, stream, segment or v1"),
     _s("out", "output", Path, Path("accoil-dry-run.ndjson"), "dry-run NDJSON file"),
     _s("report", "output", Path, None, "write the run report as JSON here"),
     _s("quarantine", "output", Path, None, "malformed rows file (default: beside out)"),
     _s("strict", "output", bool, False, "fail on the first malformed row"),
-    _s("api_key", "delivery", str, None, "Accoil API key; without one a run is a dry run", secret=True),
+    _s(
+        "api_key",
+        "delivery",
+        str,
+        None,
+        "Accoil API key; without one a run is a dry run",
+        secret=True,
+    ),
     _s("base_url", "delivery", str, "https://in.accoil.com", "Accoil base URL"),
     _s("url", "delivery", str, None, "post every call to this URL (stream format target)"),
-    _s("batch_size", "delivery", int, DEFAULT_BATCH_SIZE, "calls per batch (unit of progress and checkpointing)"),
+    _s(
+        "batch_size",
+        "delivery",
+        int,
+        DEFAULT_BATCH_SIZE,
+        "calls per batch (unit of progress and checkpointing)",
+    ),
     _s("concurrency", "delivery", int, 16, "requests in flight"),
     _s("max_rate", "delivery", float, None, "at most this many calls per second"),
     _s("timeout", "delivery", float, 30.0, "seconds to wait for each response"),
-    _s("max_attempts", "delivery", int, 8, "tries per call, the first included (retryable failures only)"),
-    _s("max_retry_seconds", "delivery", float, 300.0, "give up retrying a call after this many seconds"),
-    _s("ledger", "delivery", Path, Path("accoil-ledger.sqlite"), "SQLite file of acknowledged calls and sync state"),
-    _s("dead_letter", "delivery", Path, Path("accoil-dead-letter.ndjson"), "NDJSON file of rejected calls"),
-    _s("amplitude_api_key", "amplitude", str, None, "Amplitude project API key (export)", secret=True),
-    _s("amplitude_secret_key", "amplitude", str, None, "Amplitude project secret key (export)", secret=True),
+    _s(
+        "max_attempts",
+        "delivery",
+        int,
+        8,
+        "tries per call, the first included (retryable failures only)",
+    ),
+    _s(
+        "max_retry_seconds",
+        "delivery",
+        float,
+        300.0,
+        "give up retrying a call after this many seconds",
+    ),
+    _s(
+        "ledger",
+        "delivery",
+        Path,
+        Path("accoil-ledger.sqlite"),
+        "SQLite file of acknowledged calls and sync state",
+    ),
+    _s(
+        "dead_letter",
+        "delivery",
+        Path,
+        Path("accoil-dead-letter.ndjson"),
+        "NDJSON file of rejected calls",
+    ),
+    _s(
+        "amplitude_api_key",
+        "amplitude",
+        str,
+        None,
+        "Amplitude project API key (export)",
+        secret=True,
+    ),
+    _s(
+        "amplitude_secret_key",
+        "amplitude",
+        str,
+        None,
+        "Amplitude project secret key (export)",
+        secret=True,
+    ),
     _s("amplitude_region", "amplitude", str, "us", "Amplitude data region: us or eu"),
-    _s("amplitude_base_url", "amplitude", str, None, "Export API URL override (default: the region's host)"),
-    _s("export_dir", "amplitude", Path, Path("amplitude-export"), "where sync stores exported hours"),
+    _s(
+        "amplitude_base_url",
+        "amplitude",
+        str,
+        None,
+        "Export API URL override (default: the region's host)",
+    ),
+    _s(
+        "export_dir",
+        "amplitude",
+        Path,
+        Path("amplitude-export"),
+        "where sync stores exported hours",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 #: Environment variables whose names other tools already use.
@@ -114,7 +197,16 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
         if kind is bool:
             if isinstance(value, bool):
                 return value
-            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            if isinstance(value, str) and value.lower() in (
+                "1",
+                "true",
+                "yes",
+                "on",
+                "0",
+                "false",
+                "no",
+                "off",
+            ):
                 return value.lower() in ("1", "true", "yes", "on")
             raise TypeError
         if kind is int and isinstance(value, bool):

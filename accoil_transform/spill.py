@@ -66,7 +66,7 @@ class TrackSpill:
         self._runs.append(_Run(path, keys))
         self.rows += run.height
 
-    def iter_sorted(self, window_rows: int = 200_000) -> Iterator[pl.DataFrame]:
+    def iter_sorted(self, window_rows: int = 50_000) -> Iterator[pl.DataFrame]:
         """All spilled calls in (event time, input order), ``window_rows`` at a time."""
         if not self._runs:
             return
@@ -98,6 +98,9 @@ def _position(keys: pl.DataFrame, key: tuple[int, int]) -> int:
     time, row = key
     return int(
         keys.select(
-            ((pl.col("event_time") < time) | ((pl.col("event_time") == time) & (pl.col("_row") < row))).sum()
+            (
+                (pl.col("event_time") < time)
+                | ((pl.col("event_time") == time) & (pl.col("_row") < row))
+            ).sum()
         ).item()
     )

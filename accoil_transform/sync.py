@@ -97,7 +97,9 @@ def sync(
     if window is None:
         return SyncResult(window=None, last_hour=last)
 
-    exported = export_client.export_range(window, out_dir=export_dir / window.filename.removesuffix(".zip"))
+    exported = export_client.export_range(
+        window, out_dir=export_dir / window.filename.removesuffix(".zip")
+    )
     result = SyncResult(window=window, files=list(exported.paths), last_hour=last)
     if result.files:
         result.report = run(result.files, config, options).report

@@ -1068,7 +1068,9 @@ def _malformed_line(event: Event, kind: str) -> str:
         return orjson.dumps([event.get("uuid"), event.get("event_type")]).decode()
     if kind == "missing_event_time":
         return orjson.dumps({k: v for k, v in event.items() if k != "event_time"}).decode()
-    return orjson.dumps({**event, "uuid": f"{event.get('uuid')}-bad", "event_time": "yesterday"}).decode()
+    return orjson.dumps(
+        {**event, "uuid": f"{event.get('uuid')}-bad", "event_time": "yesterday"}
+    ).decode()
 
 
 def write_export_zip(

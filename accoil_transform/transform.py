@@ -235,9 +235,11 @@ class Transformer:
         return tracks
 
     def _remember_keys(self, frame: pl.DataFrame) -> None:
-        new = frame.filter(pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate"))
+        new = frame.filter(
+            pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate")
+        )
         if not new.is_empty():
-            self._seen = pl.concat([self._seen, new["dedup_key"].alias("k")])
+            self._seen = pl.concat([self._seen, new["dedup_key"].alias("k")], rechunk=False)
 
     def _account(self, frame: pl.DataFrame) -> None:
         counts = frame.group_by("_reason").len()
@@ -269,14 +271,20 @@ class Transformer:
             kept.select("userId", "event_time", "_row", "user_properties", "event_properties"),
             ["userId"],
         )
-        self._users = latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
+        self._users = (
+            latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
+        )
 
     def _update_pairs(self, tracks: pl.DataFrame) -> None:
         latest = _latest(
             tracks.select("userId", "groupId", "event_time", "_row", "group_traits"),
             ["userId", "groupId"],
         )
-        self._pairs = latest if self._pairs is None else _latest(pl.concat([self._pairs, latest]), ["userId", "groupId"])
+        self._pairs = (
+            latest
+            if self._pairs is None
+            else _latest(pl.concat([self._pairs, latest]), ["userId", "groupId"])
+        )
 
     def finish(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The identify and group records, after the last batch."""

@@ -151,7 +151,6 @@ def _ndjson_bytes_fixture() -> Callable[[Iterable[Line]], bytes]:
     return ndjson_bytes
 
 
-
 @pytest.fixture(autouse=True)
 def _no_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's own ACCOIL_* / AMPLITUDE_* settings."""

@@ -199,7 +199,9 @@ def test_missing_user_id_column() -> None:
 
 
 def test_missing_configured_user_id_column() -> None:
-    df = pl.DataFrame({"event_type": ["a"], "event_time": ["2025-07-01 00:00:00"], "user_id": ["u"]})
+    df = pl.DataFrame(
+        {"event_type": ["a"], "event_time": ["2025-07-01 00:00:00"], "user_id": ["u"]}
+    )
     err = input_error(df, at.TransformConfig(user_id="account_email"))
     assert "'account_email'" in str(err)
 
@@ -226,7 +228,11 @@ def test_event_type_as_a_list_column(tmp_path: Path) -> None:
 def test_truncated_parquet_file(tmp_path: Path) -> None:
     whole = tmp_path / "whole.parquet"
     pl.DataFrame(
-        {"event_type": ["a"] * 100, "event_time": ["2025-07-01 00:00:00"] * 100, "user_id": ["u"] * 100}
+        {
+            "event_type": ["a"] * 100,
+            "event_time": ["2025-07-01 00:00:00"] * 100,
+            "user_id": ["u"] * 100,
+        }
     ).write_parquet(whole)
     data = whole.read_bytes()
     path = tmp_path / "cut.parquet"
@@ -309,7 +315,9 @@ def test_malformed_lines_are_rows_with_a_reason(tmp_path: Path, make_event, writ
     assert "last tuesday" in bad[6]
 
 
-def test_malformed_lines_are_counted_and_quarantined(tmp_path: Path, make_event, write_lines) -> None:
+def test_malformed_lines_are_counted_and_quarantined(
+    tmp_path: Path, make_event, write_lines
+) -> None:
     lines, reasons = _mixed_lines(make_event)
     path = write_lines(tmp_path, lines, "mixed.json")
     options = at.RunOptions(
@@ -381,7 +389,9 @@ def test_malformed_rows_in_a_dataframe() -> None:
     assert result.quarantine["source"].to_list() == ["<DataFrame>"] * 2
 
 
-def test_strict_mode_fails_on_the_first_malformed_line(tmp_path: Path, make_event, write_lines) -> None:
+def test_strict_mode_fails_on_the_first_malformed_line(
+    tmp_path: Path, make_event, write_lines
+) -> None:
     lines, _ = _mixed_lines(make_event)
     path = write_lines(tmp_path, lines, "mixed.json")
     with pytest.raises(at.InputError) as info:
@@ -426,8 +436,20 @@ def test_cli_exit_code_3_names_the_file(tmp_path: Path, good, ndjson_bytes) -> N
     path = tmp_path / "cut.json.gz"
     path.write_bytes(_cut_gzip(good, ndjson_bytes))
     proc = subprocess.run(
-        [sys.executable, "-m", "accoil_transform", "run", str(path), "--out", str(tmp_path / "c.ndjson")],
-        capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "accoil_transform",
+            "run",
+            str(path),
+            "--out",
+            str(tmp_path / "c.ndjson"),
+        ],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 3, proc.stderr
     assert str(path) in proc.stderr
@@ -460,8 +482,17 @@ def test_cli_quarantines_malformed_lines(tmp_path: Path, make_event, write_lines
     path = write_lines(tmp_path, lines, "mixed.json")
     q = tmp_path / "q.ndjson"
     code = cli_main(
-        ["run", str(path), "--dry-run", "--out", str(tmp_path / "c.ndjson"),
-         "--quarantine", str(q), "--report", str(tmp_path / "r.json")]
+        [
+            "run",
+            str(path),
+            "--dry-run",
+            "--out",
+            str(tmp_path / "c.ndjson"),
+            "--quarantine",
+            str(q),
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
     )
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())
@@ -473,9 +504,21 @@ def test_cli_strict(tmp_path: Path, make_event, write_lines) -> None:
     lines, _ = _mixed_lines(make_event)
     path = write_lines(tmp_path, lines, "mixed.json")
     proc = subprocess.run(
-        [sys.executable, "-m", "accoil_transform", "run", str(path), "--strict",
-         "--out", str(tmp_path / "c.ndjson")],
-        capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "accoil_transform",
+            "run",
+            str(path),
+            "--strict",
+            "--out",
+            str(tmp_path / "c.ndjson"),
+        ],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 3, proc.stderr
     assert f"{path}, line 2" in proc.stderr

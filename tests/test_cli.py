@@ -58,7 +58,9 @@ def _realistic_members(make_event) -> dict[str, list[Any]]:
         for i in range(40):
             k += 1
             u = k % 13
-            when = T0.replace(hour=hour) + timedelta(seconds=i * 61, microseconds=(k * 7919) % 1_000_000)
+            when = T0.replace(hour=hour) + timedelta(
+                seconds=i * 61, microseconds=(k * 7919) % 1_000_000
+            )
             shapes = [
                 when.strftime("%Y-%m-%d %H:%M:%S.%f"),
                 when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
@@ -78,7 +80,9 @@ def _realistic_members(make_event) -> dict[str, list[Any]]:
             if u % 4 == 0:
                 ids = ["1", "2"] if u % 8 == 0 else ["10", "9"]
                 ev["groups"] = {"company_id": ids, "org name": ["Acme Ünïcode"]}
-                ev["group_properties"] = {"company_id": {i_: accounts[i_] for i_ in ids if accounts[i_]}}
+                ev["group_properties"] = {
+                    "company_id": {i_: accounts[i_] for i_ in ids if accounts[i_]}
+                }
             elif u % 4 == 1:
                 ev["groups"] = {"company_id": "2"}  # a plain-string value, one id
                 ev["group_properties"] = {"company_id": {"2": accounts["2"]}}
@@ -110,6 +114,7 @@ def _realistic_members(make_event) -> dict[str, list[Any]]:
 
 def _read_order(members: dict[str, list[Any]]) -> list[Any]:
     """Lines in the order the reader must read members: (date, hour, n)."""
+
     def key(name: str) -> tuple[int, int]:
         hour_n = name.rsplit("_", 1)[1].removesuffix(".json.gz")
         h, n = hour_n.split("#")
@@ -143,10 +148,16 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ACCOIL_")}
 
 
-def run_subprocess(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_subprocess(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "accoil_transform", "run", *args],
-        capture_output=True, text=True, cwd=cwd, env=env or _env(), timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or _env(),
+        timeout=120,
     )
 
 
@@ -165,14 +176,18 @@ def canon(value: Any) -> str:
 
 
 def check_report(report: dict[str, Any]) -> None:
-    assert set(report["dropped"]) == {"malformed", "duplicate", "no_user_id", "identify_call", "event_type"}
+    assert set(report["dropped"]) == {
+        "malformed",
+        "duplicate",
+        "no_user_id",
+        "identify_call",
+        "event_type",
+    }
     assert report["rows_read"] == report["kept"] + sum(report["dropped"].values())
 
 
 def expected_stream(ref) -> list[str]:
-    return sorted(
-        canon({k: t[k] for k in STREAM_KEYS}) for t in ref.tracks
-    )
+    return sorted(canon({k: t[k] for k in STREAM_KEYS}) for t in ref.tracks)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -187,7 +202,16 @@ def test_stream_dry_run_end_to_end(tmp_path: Path, export_zip: Path, lines, whic
     source = export_zip if which == "generated" else SAMPLE_ZIP
     out, report_path = tmp_path / "calls.ndjson", tmp_path / "r.json"
     proc = run_subprocess(
-        [str(source), "--dry-run", "--format", "stream", "--out", str(out), "--report", str(report_path)],
+        [
+            str(source),
+            "--dry-run",
+            "--format",
+            "stream",
+            "--out",
+            str(out),
+            "--report",
+            str(report_path),
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -225,13 +249,26 @@ def test_generated_export_exercises_every_rule(lines) -> None:
     assert all(n > 0 for n in ref.dropped.values()), ref.dropped
     assert any(len(t["groupTraits"]) == 1 for t in ref.tracks)
     assert any(t["groupTraits"] == [] for t in ref.tracks)
-    assert {t["groupTraits"][0]["groupId"] for t in ref.tracks if t["groupTraits"]} >= {"1", "10", "2"}
+    assert {t["groupTraits"][0]["groupId"] for t in ref.tracks if t["groupTraits"]} >= {
+        "1",
+        "10",
+        "2",
+    }
 
 
 def test_v2_dry_run_identify_then_group_then_track(tmp_path: Path, export_zip: Path, lines) -> None:
     out, report_path = tmp_path / "v2.ndjson", tmp_path / "r.json"
     proc = run_subprocess(
-        [str(export_zip), "--dry-run", "--format", "v2", "--out", str(out), "--report", str(report_path)],
+        [
+            str(export_zip),
+            "--dry-run",
+            "--format",
+            "v2",
+            "--out",
+            str(out),
+            "--report",
+            str(report_path),
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -239,7 +276,9 @@ def test_v2_dry_run_identify_then_group_then_track(tmp_path: Path, export_zip: P
     urls = {k: f"{BASE}/v2/{k}" for k in ("identify", "group", "track")}
     kinds = kinds_by_url(calls, urls)
     n_identify, n_group = kinds.count("identify"), kinds.count("group")
-    assert kinds == ["identify"] * n_identify + ["group"] * n_group + ["track"] * kinds.count("track")
+    assert kinds == ["identify"] * n_identify + ["group"] * n_group + ["track"] * kinds.count(
+        "track"
+    )
     report = json.loads(report_path.read_text())
     check_report(report)
     assert report["calls"] == {"identify": n_identify, "group": n_group, "track": report["kept"]}
@@ -266,15 +305,32 @@ def test_v2_dry_run_identify_then_group_then_track(tmp_path: Path, export_zip: P
 
 
 def test_v1_dry_run_snake_case_epoch_ms_and_no_api_key(
-    tmp_path: Path, export_zip: Path, lines, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    export_zip: Path,
+    lines,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "ak-live-0123456789abcdef"
     monkeypatch.setenv("ACCOIL_API_KEY", secret)
     out, v2_out = tmp_path / "v1.ndjson", tmp_path / "v2.ndjson"
     report_path = tmp_path / "r.json"
-    assert cli_main(["run", str(export_zip), "--dry-run", "--format", "v1", "--out", str(out),
-                     "--report", str(report_path)]) == 0
+    assert (
+        cli_main(
+            [
+                "run",
+                str(export_zip),
+                "--dry-run",
+                "--format",
+                "v1",
+                "--out",
+                str(out),
+                "--report",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     assert cli_main(["run", str(export_zip), "--dry-run", "--out", str(v2_out)]) == 0
     captured = capsys.readouterr()
     for text in (out.read_text(), report_path.read_text(), captured.out, captured.err):
@@ -282,12 +338,18 @@ def test_v1_dry_run_snake_case_epoch_ms_and_no_api_key(
         assert "api_key" not in text
 
     calls = read_calls(out)
-    urls = {"identify": f"{BASE}/v1/users", "group": f"{BASE}/v1/groups", "track": f"{BASE}/v1/events"}
+    urls = {
+        "identify": f"{BASE}/v1/users",
+        "group": f"{BASE}/v1/groups",
+        "track": f"{BASE}/v1/events",
+    }
     kinds = kinds_by_url(calls, urls)
     assert kinds == sorted(kinds, key=["identify", "group", "track"].index)
-    keys = {"identify": ["user_id", "traits", "timestamp"],
-            "group": ["group_id", "user_id", "traits", "timestamp"],
-            "track": ["user_id", "event", "timestamp"]}
+    keys = {
+        "identify": ["user_id", "traits", "timestamp"],
+        "group": ["group_id", "user_id", "traits", "timestamp"],
+        "track": ["user_id", "event", "timestamp"],
+    }
     for kind, call in zip(kinds, calls, strict=True):
         assert list(call["body"]) == keys[kind]
         assert isinstance(call["body"]["timestamp"], int)
@@ -299,15 +361,26 @@ def test_v1_dry_run_snake_case_epoch_ms_and_no_api_key(
     def ms(iso: str) -> int:
         return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
-    v2_tracks = sorted((b["userId"], b["event"], ms(b["timestamp"])) for b in (c["body"] for c in v2) if "event" in b)
-    v1_tracks = sorted((b["user_id"], b["event"], b["timestamp"]) for b in (c["body"] for c in calls) if "event" in b)
+    v2_tracks = sorted(
+        (b["userId"], b["event"], ms(b["timestamp"]))
+        for b in (c["body"] for c in v2)
+        if "event" in b
+    )
+    v1_tracks = sorted(
+        (b["user_id"], b["event"], b["timestamp"])
+        for b in (c["body"] for c in calls)
+        if "event" in b
+    )
     assert v1_tracks == v2_tracks
     assert len(v1_tracks) == reference_transform(lines).kept
 
 
 def test_segment_dry_run_has_type(tmp_path: Path, export_zip: Path) -> None:
     out = tmp_path / "segment.ndjson"
-    assert cli_main(["run", str(export_zip), "--dry-run", "--format", "segment", "--out", str(out)]) == 0
+    assert (
+        cli_main(["run", str(export_zip), "--dry-run", "--format", "segment", "--out", str(out)])
+        == 0
+    )
     calls = read_calls(out)
     types = [c["body"]["type"] for c in calls]
     assert set(types) == {"identify", "group", "track"}
@@ -325,14 +398,24 @@ def test_segment_dry_run_has_type(tmp_path: Path, export_zip: Path) -> None:
 def test_stream_url_and_base_url(tmp_path: Path, export_zip: Path) -> None:
     hook = "https://hooks.example.test/accoil"
     out = tmp_path / "s.ndjson"
-    assert cli_main(["run", str(export_zip), "--format", "stream", "--url", hook, "--out", str(out)]) == 0
+    assert (
+        cli_main(["run", str(export_zip), "--format", "stream", "--url", hook, "--out", str(out)])
+        == 0
+    )
     assert {c["url"] for c in read_calls(out)} == {hook}
     out2 = tmp_path / "b.ndjson"
-    assert cli_main(["run", str(export_zip), "--base-url", "http://127.0.0.1:9/", "--out", str(out2)]) == 0
-    assert {c["url"] for c in read_calls(out2)} == {f"http://127.0.0.1:9/v2/{k}" for k in ("identify", "group", "track")}
+    assert (
+        cli_main(["run", str(export_zip), "--base-url", "http://127.0.0.1:9/", "--out", str(out2)])
+        == 0
+    )
+    assert {c["url"] for c in read_calls(out2)} == {
+        f"http://127.0.0.1:9/v2/{k}" for k in ("identify", "group", "track")
+    }
 
 
-def test_without_api_key_it_is_a_dry_run_to_the_default_path(tmp_path: Path, export_zip: Path, lines) -> None:
+def test_without_api_key_it_is_a_dry_run_to_the_default_path(
+    tmp_path: Path, export_zip: Path, lines
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     proc = run_subprocess([str(export_zip)], cwd=work)
@@ -344,22 +427,41 @@ def test_without_api_key_it_is_a_dry_run_to_the_default_path(tmp_path: Path, exp
     ref = reference_transform(lines)
     assert len(calls) == len(ref.identifies) + len(ref.groups) + ref.kept
     # the quarantine of the malformed line lands beside it, nothing else is written
-    assert sorted(p.name for p in work.iterdir()) == ["accoil-dry-run.ndjson", "accoil-dry-run.quarantine.ndjson"]
+    assert sorted(p.name for p in work.iterdir()) == [
+        "accoil-dry-run.ndjson",
+        "accoil-dry-run.quarantine.ndjson",
+    ]
     assert "rows read" in proc.stdout
 
 
 # --------------------------------------------------------------------------- flags
 
 
-def _stream(tmp_path: Path, export_zip: Path, *flags: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _stream(
+    tmp_path: Path, export_zip: Path, *flags: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     out, rep = tmp_path / "f.ndjson", tmp_path / "f.json"
-    code = cli_main(["run", str(export_zip), "--format", "stream", "--out", str(out), "--report", str(rep), *flags])
+    code = cli_main(
+        [
+            "run",
+            str(export_zip),
+            "--format",
+            "stream",
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+            *flags,
+        ]
+    )
     assert code == 0
     return [c["body"] for c in read_calls(out)], json.loads(rep.read_text())
 
 
 def test_include_event(tmp_path: Path, export_zip: Path, lines) -> None:
-    bodies, report = _stream(tmp_path, export_zip, "--include-event", "Doc Opened", "--include-event", "Doc Shared 📄")
+    bodies, report = _stream(
+        tmp_path, export_zip, "--include-event", "Doc Opened", "--include-event", "Doc Shared 📄"
+    )
     assert {b["event"] for b in bodies} == {"Doc Opened", "Doc Shared 📄"}
     ref = reference_transform(lines, include_events=["Doc Opened", "Doc Shared 📄"])
     assert report["dropped"] == ref.dropped
@@ -375,16 +477,28 @@ def test_exclude_event(tmp_path: Path, export_zip: Path, lines) -> None:
 
 
 def test_property_flags(tmp_path: Path, export_zip: Path, lines) -> None:
-    bodies, _ = _stream(tmp_path, export_zip, "--property", "plan", "--property", "event_properties.doc_id")
+    bodies, _ = _stream(
+        tmp_path, export_zip, "--property", "plan", "--property", "event_properties.doc_id"
+    )
     ref = reference_transform(lines, properties=["plan", "event_properties.doc_id"])
     assert sorted(canon(b) for b in bodies) == expected_stream(ref)
     # event_properties.plan wins over user_properties.plan
-    assert {b["properties"].get("plan") for b in bodies} == {"trial", "free", "pro", "enterprise", None}
-    assert sum("doc_id" in b["properties"] for b in bodies) == len(bodies) - 1  # the no-uuid row has none
+    assert {b["properties"].get("plan") for b in bodies} == {
+        "trial",
+        "free",
+        "pro",
+        "enterprise",
+        None,
+    }
+    assert (
+        sum("doc_id" in b["properties"] for b in bodies) == len(bodies) - 1
+    )  # the no-uuid row has none
 
     out = tmp_path / "v2.ndjson"
     assert cli_main(["run", str(export_zip), "--out", str(out), "--property", "plan"]) == 0
-    identifies = {c["body"]["userId"]: c["body"] for c in read_calls(out) if c["url"].endswith("/identify")}
+    identifies = {
+        c["body"]["userId"]: c["body"] for c in read_calls(out) if c["url"].endswith("/identify")
+    }
     ref_plan = reference_transform(lines, properties=["plan"])
     assert set(identifies) == set(ref_plan.identifies)
     for uid, exp in ref_plan.identifies.items():
@@ -404,16 +518,31 @@ def test_user_id_from_user_properties(tmp_path: Path, export_zip: Path, lines) -
 def test_run_help() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "accoil_transform", "run", "--help"],
-        capture_output=True, text=True, env=_env(), timeout=60,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
     )
     assert proc.returncode == 0
-    for flag in ("--dry-run", "--out", "--format", "--user-id", "--include-event", "--exclude-event",
-                 "--property", "--report", "--strict", "--quarantine"):
+    for flag in (
+        "--dry-run",
+        "--out",
+        "--format",
+        "--user-id",
+        "--include-event",
+        "--exclude-event",
+        "--property",
+        "--report",
+        "--strict",
+        "--quarantine",
+    ):
         assert flag in proc.stdout
     assert proc.stdout.startswith("usage: accoil-transform run")
 
 
-def test_usage_errors_exit_2(tmp_path: Path, export_zip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(
+    tmp_path: Path, export_zip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         cli_main(["run"])
     assert info.value.code == 2
@@ -430,8 +559,21 @@ def test_several_inputs_and_a_glob(tmp_path: Path, members, make_zip, lines) -> 
     make_zip(tmp_path / "part-1.zip", {n: members[n] for n in names[:2]})
     make_zip(tmp_path / "part-2.zip", {n: members[n] for n in names[2:]})
     out, rep = tmp_path / "g.ndjson", tmp_path / "g.json"
-    assert cli_main(["run", str(tmp_path / "part-*.zip"), "--format", "stream", "--out", str(out),
-                     "--report", str(rep)]) == 0
+    assert (
+        cli_main(
+            [
+                "run",
+                str(tmp_path / "part-*.zip"),
+                "--format",
+                "stream",
+                "--out",
+                str(out),
+                "--report",
+                str(rep),
+            ]
+        )
+        == 0
+    )
     ref = reference_transform(lines)
     report = json.loads(rep.read_text())
     assert report["dropped"] == ref.dropped

@@ -41,14 +41,31 @@ BUG_SETTINGS = {
 
 # --------------------------------------------------------------------------- strategies
 
-EVENT_TYPES = ["Page Viewed", "Doc Opened", "page viewed", "Ünïcode 🚀", "$identify", "$groupidentify"]
+EVENT_TYPES = [
+    "Page Viewed",
+    "Doc Opened",
+    "page viewed",
+    "Ünïcode 🚀",
+    "$identify",
+    "$groupidentify",
+]
 REAL_IDS = ["alice", "Bob", "10", "9", "007", "ünï", "🚀user", "NULLABLE", "none1", "0.0", "-10"]
 CASES = st.sampled_from([str, str.upper, str.lower, str.title, str.swapcase])
 SAFE_WS = ["", " ", "  ", "\u00a0", " \u3000"]
 FULL_WS = [*SAFE_WS, "\t", "\n", "\r\n"]
 PROP_NAMES = ["plan", "name", "ü", "🚀 key", "nested", "group_type", "domain", "x y"]
 PROP_KEYS = st.sampled_from(PROP_NAMES)
-SAFE_TYPES = ["Account", "org name", "[Segment] Group", "ü型", "🚀", "a'b", "a.b", "group_type", "$"]
+SAFE_TYPES = [
+    "Account",
+    "org name",
+    "[Segment] Group",
+    "ü型",
+    "🚀",
+    "a'b",
+    "a.b",
+    "group_type",
+    "$",
+]
 FULL_TYPES = [*SAFE_TYPES, 'q"t', "back\\slash"]
 SAFE_GROUP_IDS = ["210000", "10", "9", "007", "", "ü", "🚀", "a b", "Z", "a'b", "[x]", "Ω"]
 FULL_GROUP_IDS = [*SAFE_GROUP_IDS, 'i"d', "x\\y", "tab\tid"]
@@ -92,11 +109,15 @@ class Gen:
         special = FULL_SPECIAL_TEXT if self.full_text else SAFE_SPECIAL_TEXT
         text = st.text(alphabet=chars, max_size=8) | st.sampled_from(special)
         if self.full_numbers:
-            numbers = st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+            numbers = st.integers(-(2**70), 2**70) | st.floats(
+                allow_nan=False, allow_infinity=False
+            )
         else:
-            numbers = st.integers(-(2**63), 2**63 - 1) | st.integers(-(10**6), 10**6).map(
-                lambda i: i / 64
-            ) | st.sampled_from([0.1, 1e20, 1.5e300, -2.5e-10])
+            numbers = (
+                st.integers(-(2**63), 2**63 - 1)
+                | st.integers(-(10**6), 10**6).map(lambda i: i / 64)
+                | st.sampled_from([0.1, 1e20, 1.5e300, -2.5e-10])
+            )
         scalars = st.none() | st.booleans() | numbers | text
         keys = PROP_KEYS if self.nested_prop_keys else st.sampled_from(["inner", "deep", "ключ"])
         return st.recursive(
@@ -161,8 +182,12 @@ def time_strings(draw: st.DrawFn) -> str:
     return text + suffix
 
 
-BAD_TIMES = st.sampled_from(["", "yesterday", "2024-13-01 00:00:00", "2024-01-01", "01/02/2024 10:00"])
-BAD_LINES = st.sampled_from(["not json", "[1, 2]", "42", '"text"', '{"event_type": "Doc', "null", "{,}"])
+BAD_TIMES = st.sampled_from(
+    ["", "yesterday", "2024-13-01 00:00:00", "2024-01-01", "01/02/2024 10:00"]
+)
+BAD_LINES = st.sampled_from(
+    ["not json", "[1, 2]", "42", '"text"', '{"event_type": "Doc', "null", "{,}"]
+)
 
 
 def _id_key(value: Any) -> str | None:
@@ -289,15 +314,23 @@ def events(
 @st.composite
 def configs(draw: st.DrawFn, *, with_props: bool = False) -> dict[str, Any]:
     kinds = sorted(set(EVENT_TYPES))
-    include = draw(st.lists(st.sampled_from(kinds), max_size=3, unique=True)) if draw(st.booleans()) else []
+    include = (
+        draw(st.lists(st.sampled_from(kinds), max_size=3, unique=True))
+        if draw(st.booleans())
+        else []
+    )
     exclude = draw(
         st.lists(st.sampled_from([k for k in kinds if k not in include]), max_size=2, unique=True)
     )
     cfg: dict[str, Any] = {
-        "user_id": draw(st.sampled_from(["user_id", "user_id", "user_properties.email", "event_properties.x"])),
+        "user_id": draw(
+            st.sampled_from(["user_id", "user_id", "user_properties.email", "event_properties.x"])
+        ),
         "include_events": tuple(include),
         "exclude_events": tuple(exclude),
-        "event_rename": draw(st.sampled_from([{}, {"Page Viewed": "page_viewed", "Ünïcode 🚀": "ü"}])),
+        "event_rename": draw(
+            st.sampled_from([{}, {"Page Viewed": "page_viewed", "Ünïcode 🚀": "ü"}])
+        ),
         "user_traits": ("email", "name"),
         "properties": (),
     }
@@ -305,7 +338,9 @@ def configs(draw: st.DrawFn, *, with_props: bool = False) -> dict[str, Any]:
         # Bare output names are unique: plan, nested, name, ü, x, email.
         pool = ["plan", "event_properties.nested", "user_properties.name", "ü", "x", "email"]
         cfg["properties"] = tuple(draw(st.lists(st.sampled_from(pool), max_size=4, unique=True)))
-        cfg["user_traits"] = draw(st.sampled_from([("email", "name"), ("email",), (), ("name", "🚀 key")]))
+        cfg["user_traits"] = draw(
+            st.sampled_from([("email", "name"), ("email",), (), ("name", "🚀 key")])
+        )
     return cfg
 
 
@@ -334,7 +369,9 @@ def run_both(
             path = Path(tmp) / f"part{n}.jsonl"
             with open(path, "w", encoding="utf-8") as fh:
                 for line in lines:
-                    text = line if isinstance(line, str) else json.dumps(line, ensure_ascii=ascii_json)
+                    text = (
+                        line if isinstance(line, str) else json.dumps(line, ensure_ascii=ascii_json)
+                    )
                     fh.write(text + "\n")
             paths.append(path)
         config = at.TransformConfig(**cfg)

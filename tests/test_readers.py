@@ -123,8 +123,16 @@ def content(frame: pl.DataFrame, *, struct_nulls: bool = False) -> list[dict[str
     """
     rows = []
     for row in frame.select(
-        "uuid", "insert_id", "device_id", "user_id", "event_type", "event_time",
-        "event_properties", "user_properties", "groups", "group_properties",
+        "uuid",
+        "insert_id",
+        "device_id",
+        "user_id",
+        "event_type",
+        "event_time",
+        "event_properties",
+        "user_properties",
+        "groups",
+        "group_properties",
     ).iter_rows(named=True):
         for col in ("event_properties", "user_properties", "groups", "group_properties"):
             decoded = None if row[col] is None else json.loads(row[col])
@@ -133,7 +141,9 @@ def content(frame: pl.DataFrame, *, struct_nulls: bool = False) -> list[dict[str
     return rows
 
 
-def expected_content(events: list[dict[str, Any]], *, struct_nulls: bool = False) -> list[dict[str, Any]]:
+def expected_content(
+    events: list[dict[str, Any]], *, struct_nulls: bool = False
+) -> list[dict[str, Any]]:
     rows = []
     for e in events:
         row = {
@@ -167,7 +177,11 @@ def test_export_zip_members_read_in_date_hour_n_order(export_zip: Path, events) 
     frame = read_all(export_zip)
     assert frame.schema == pl.Schema(CANONICAL_SCHEMA)
     assert content(frame) == expected_content(events)
-    sources = [f"{export_zip}!{m}" for m, n in zip(MEMBER_ORDER, MEMBER_SPLIT, strict=True) for _ in range(n)]
+    sources = [
+        f"{export_zip}!{m}"
+        for m, n in zip(MEMBER_ORDER, MEMBER_SPLIT, strict=True)
+        for _ in range(n)
+    ]
     assert frame["_source"].to_list() == sources
     assert frame["_row"].to_list() == list(range(len(events)))
     # _line restarts in each member
@@ -198,11 +212,19 @@ def test_zip_skips_directories_and_markers(tmp_path: Path, events, make_zip) -> 
 
 @pytest.mark.parametrize(
     ("name", "gz"),
-    [("events.json.gz", True), ("events.json", False), ("events.jsonl", False), ("events.ndjson.gz", True)],
+    [
+        ("events.json.gz", True),
+        ("events.json", False),
+        ("events.jsonl", False),
+        ("events.ndjson.gz", True),
+    ],
 )
 def test_single_files(tmp_path: Path, events, name: str, gz: bool, write_lines, make_event) -> None:
     # JSON text keeps what a struct can't: mixed-type arrays, nulls inside objects.
-    rows = [*events, make_event(event_properties={"mixed": [1, "two", {"three": 3}, None], "n": None})]
+    rows = [
+        *events,
+        make_event(event_properties={"mixed": [1, "two", {"three": 3}, None], "n": None}),
+    ]
     path = write_lines(tmp_path, rows, name, gz=gz)
     frame = read_all(path)
     assert content(frame) == expected_content(rows)
@@ -293,7 +315,9 @@ def test_glob(tmp_path: Path, events, write_lines) -> None:
 def test_several_inputs_number_rows_globally(tmp_path: Path, events, write_lines) -> None:
     a = write_lines(tmp_path, events[:3], "a.json")
     b = write_lines(tmp_path, events[3:], "b.json.gz", gz=True)
-    df = pl.DataFrame({"event_type": ["x", "y"], "event_time": ["2025-07-01 00:00:00"] * 2, "user_id": ["u", "v"]})
+    df = pl.DataFrame(
+        {"event_type": ["x", "y"], "event_time": ["2025-07-01 00:00:00"] * 2, "user_id": ["u", "v"]}
+    )
     frames = list(at.read_events([a, b, df]))
     assert [f.height for f in frames] == [3, 4, 2]
     frame = pl.concat(frames)
@@ -311,7 +335,9 @@ def test_line_numbers_count_blank_lines(tmp_path: Path, events, write_lines) -> 
     assert content(frame) == expected_content(events[:4])
 
 
-def test_empty_file_inside_an_explicit_list_gives_no_rows(tmp_path: Path, events, write_lines) -> None:
+def test_empty_file_inside_an_explicit_list_gives_no_rows(
+    tmp_path: Path, events, write_lines
+) -> None:
     empty = tmp_path / "empty.json"
     empty.write_bytes(b"\n\n")
     good = write_lines(tmp_path, events, "good.json")
@@ -326,7 +352,10 @@ def _json_text_frame(events: list[dict[str, Any]]) -> pl.DataFrame:
     """The events as a warehouse extract: nested columns as JSON text."""
     nested = ("event_properties", "user_properties", "groups", "group_properties", "data", "plan")
     records = [
-        {k: (json.dumps(v, ensure_ascii=False) if k in nested and v is not None else v) for k, v in e.items()}
+        {
+            k: (json.dumps(v, ensure_ascii=False) if k in nested and v is not None else v)
+            for k, v in e.items()
+        }
         for e in events
     ]
     return pl.DataFrame(records, infer_schema_length=None)
@@ -343,7 +372,9 @@ def test_parquet_nested_as_json_text(tmp_path: Path, events) -> None:
 
 def test_parquet_nested_as_structs(tmp_path: Path, events, ndjson_bytes) -> None:
     # "data" and "plan" hold empty objects, which Parquet can't store as structs.
-    inferred = pl.read_ndjson(io.BytesIO(ndjson_bytes(events)), infer_schema_length=None).drop("data", "plan")
+    inferred = pl.read_ndjson(io.BytesIO(ndjson_bytes(events)), infer_schema_length=None).drop(
+        "data", "plan"
+    )
     assert isinstance(inferred.schema["groups"], pl.Struct)
     assert isinstance(inferred.schema["group_properties"], pl.Struct)
     path = tmp_path / "structs.parquet"
@@ -390,7 +421,9 @@ def test_map_typed_nested_column() -> None:
             "event_type": ["a", "b"],
             "event_time": ["2025-07-01 00:00:00", "2025-07-01 00:00:01"],
             "user_id": ["u1", "u2"],
-            "groups": pl.Series([{"org": ["1", "2"]}, {}], dtype=pl.Map(pl.String, pl.List(pl.String))),
+            "groups": pl.Series(
+                [{"org": ["1", "2"]}, {}], dtype=pl.Map(pl.String, pl.List(pl.String))
+            ),
         }
     )
     frame = read_all(df)
@@ -401,7 +434,11 @@ def test_map_typed_nested_column() -> None:
 
 
 def _wh_row(**kw: Any) -> dict[str, Any]:
-    base = {"EVENT_TYPE": "Doc Opened", "EVENT_TIME": "2025-07-01 16:34:54.837000", "USER_ID": "u-1"}
+    base = {
+        "EVENT_TYPE": "Doc Opened",
+        "EVENT_TIME": "2025-07-01 16:34:54.837000",
+        "USER_ID": "u-1",
+    }
     base.update(kw)
     return base
 
@@ -413,13 +450,22 @@ def test_upper_case_columns_and_json_text(events) -> None:
 
 
 def test_mixed_case_columns() -> None:
-    df = pl.DataFrame({"Event_Type": ["a"], "Event_Time": ["2025-07-01 00:00:00"], "User_Id": ["u"], "Groups": ['{"org":["1"]}']})
+    df = pl.DataFrame(
+        {
+            "Event_Type": ["a"],
+            "Event_Time": ["2025-07-01 00:00:00"],
+            "User_Id": ["u"],
+            "Groups": ['{"org":["1"]}'],
+        }
+    )
     row = read_all(df).row(0, named=True)
     assert (row["event_type"], row["user_id"], row["groups"]) == ("a", "u", '{"org":["1"]}')
     assert row["event_time"] == dt.datetime(2025, 7, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("column", ["_insert_id", "insert_id", "$insert_id", "_INSERT_ID", "INSERT_ID"])
+@pytest.mark.parametrize(
+    "column", ["_insert_id", "insert_id", "$insert_id", "_INSERT_ID", "INSERT_ID"]
+)
 def test_insert_id_spellings(column: str) -> None:
     df = pl.DataFrame([_wh_row(**{column: "ins-1"})])
     assert read_all(df)["insert_id"].to_list() == ["ins-1"]
@@ -463,16 +509,26 @@ def test_time_strings_from_ndjson(tmp_path: Path, make_event, write_lines) -> No
 @pytest.mark.parametrize("unit", ["ns", "us", "ms"])
 def test_naive_datetime_column_is_utc(unit: str) -> None:
     df = pl.DataFrame(
-        {"EVENT_TYPE": ["a"], "EVENT_TIME": [dt.datetime(2025, 7, 1, 16, 34, 54, 837000)], "USER_ID": ["u"]}
+        {
+            "EVENT_TYPE": ["a"],
+            "EVENT_TIME": [dt.datetime(2025, 7, 1, 16, 34, 54, 837000)],
+            "USER_ID": ["u"],
+        }
     ).with_columns(pl.col("EVENT_TIME").dt.cast_time_unit(unit))
     frame = read_all(df)
     assert frame.schema["event_time"] == pl.Datetime("us", "UTC")
-    assert frame["event_time"].to_list() == [dt.datetime(2025, 7, 1, 16, 34, 54, 837000, tzinfo=UTC)]
+    assert frame["event_time"].to_list() == [
+        dt.datetime(2025, 7, 1, 16, 34, 54, 837000, tzinfo=UTC)
+    ]
 
 
 def test_zoned_datetime_column_is_converted_to_utc() -> None:
     df = pl.DataFrame(
-        {"event_type": ["a", "b"], "event_time": [dt.datetime(2025, 7, 1, 12, 34, 54), dt.datetime(2025, 1, 1, 12)], "user_id": ["u", "v"]}
+        {
+            "event_type": ["a", "b"],
+            "event_time": [dt.datetime(2025, 7, 1, 12, 34, 54), dt.datetime(2025, 1, 1, 12)],
+            "user_id": ["u", "v"],
+        }
     ).with_columns(pl.col("event_time").dt.replace_time_zone("America/New_York"))
     frame = read_all(df)
     assert frame["event_time"].to_list() == [
@@ -488,7 +544,11 @@ def test_date_column_is_midnight_utc() -> None:
 
 def test_datetime_column_through_parquet_and_arrow(tmp_path: Path) -> None:
     df = pl.DataFrame(
-        {"EVENT_TYPE": ["a"], "EVENT_TIME": [dt.datetime(2025, 7, 1, 16, 34, 54, 837000)], "USER_ID": ["u"]}
+        {
+            "EVENT_TYPE": ["a"],
+            "EVENT_TIME": [dt.datetime(2025, 7, 1, 16, 34, 54, 837000)],
+            "USER_ID": ["u"],
+        }
     )
     path = tmp_path / "ts.parquet"
     df.write_parquet(path)
@@ -506,7 +566,11 @@ def test_datetime_column_through_parquet_and_arrow(tmp_path: Path) -> None:
 )
 def test_numeric_user_id_is_cast_to_string(values, dtype, expected) -> None:
     df = pl.DataFrame(
-        {"EVENT_TYPE": ["a", "b"], "EVENT_TIME": ["2025-07-01 00:00:00"] * 2, "USER_ID": pl.Series(values, dtype=dtype)}
+        {
+            "EVENT_TYPE": ["a", "b"],
+            "EVENT_TIME": ["2025-07-01 00:00:00"] * 2,
+            "USER_ID": pl.Series(values, dtype=dtype),
+        }
     )
     frame = read_all(df)
     assert frame.schema["user_id"] == pl.String
@@ -529,13 +593,19 @@ def test_integral_float_user_id_is_the_integer_text() -> None:
     """An integer id column with nulls becomes float64 in pandas-based extracts: the
     id 12345 must still be "12345" (as in the export), not "12345.0"."""
     df = pl.DataFrame(
-        {"event_type": ["a", "b"], "event_time": ["2025-07-01 00:00:00"] * 2, "user_id": [12345.0, None]}
+        {
+            "event_type": ["a", "b"],
+            "event_time": ["2025-07-01 00:00:00"] * 2,
+            "user_id": [12345.0, None],
+        }
     )
     assert read_all(df)["user_id"].to_list() == ["12345", None]
 
 
 def test_numeric_user_id_in_ndjson_stays_text(tmp_path: Path, make_event, write_lines) -> None:
-    path = write_lines(tmp_path, [make_event(user_id=123456789), make_event(user_id="007")], "ids.json")
+    path = write_lines(
+        tmp_path, [make_event(user_id=123456789), make_event(user_id="007")], "ids.json"
+    )
     assert read_all(path)["user_id"].to_list() == ["123456789", "007"]
 
 
@@ -577,14 +647,26 @@ def test_empty_gzip_member_is_an_empty_hour(tmp_path: Path, events, make_zip) ->
 
 
 def test_only_required_columns() -> None:
-    df = pl.DataFrame({"event_type": ["a"], "event_time": ["2025-07-01 00:00:00"], "user_id": ["u"]})
+    df = pl.DataFrame(
+        {"event_type": ["a"], "event_time": ["2025-07-01 00:00:00"], "user_id": ["u"]}
+    )
     row = read_all(df).row(0, named=True)
-    for col in ("uuid", "insert_id", "device_id", "event_properties", "user_properties", "groups", "group_properties"):
+    for col in (
+        "uuid",
+        "insert_id",
+        "device_id",
+        "event_properties",
+        "user_properties",
+        "groups",
+        "group_properties",
+    ):
         assert row[col] is None
 
 
 def test_user_id_from_another_column_is_required_not_user_id() -> None:
-    df = pl.DataFrame({"EVENT_TYPE": ["a"], "EVENT_TIME": ["2025-07-01 00:00:00"], "ACCOUNT_EMAIL": ["a@b.c"]})
+    df = pl.DataFrame(
+        {"EVENT_TYPE": ["a"], "EVENT_TIME": ["2025-07-01 00:00:00"], "ACCOUNT_EMAIL": ["a@b.c"]}
+    )
     frame = read_all(df, at.TransformConfig(user_id="account_email"))
     assert frame["user_id"].to_list() == ["a@b.c"]
 
@@ -628,7 +710,9 @@ def test_many_distinct_group_ids_keep_the_fixed_schema(tmp_path: Path, ndjson_by
     assert json.loads(frame["groups"][123]) == {"company_id": ["100123"]}
 
 
-def test_polars_inference_would_make_one_struct_field_per_group_id(tmp_path: Path, ndjson_bytes) -> None:
+def test_polars_inference_would_make_one_struct_field_per_group_id(
+    tmp_path: Path, ndjson_bytes
+) -> None:
     """Why the schema is fixed: inference makes a struct field for every group id seen.
     A table written by a tool that did infer still reads into the fixed schema."""
     data = ndjson_bytes(_group_rows(N_INFERRED))
@@ -649,7 +733,9 @@ def test_polars_inference_would_make_one_struct_field_per_group_id(tmp_path: Pat
         assert _strip_nulls(value) == {"company_id": {"100007": {"name": "Co 7", "seats": 7}}}
 
 
-def test_canonical_frames_of_different_inputs_concat(tmp_path: Path, events, export_zip, write_lines, ndjson_bytes) -> None:
+def test_canonical_frames_of_different_inputs_concat(
+    tmp_path: Path, events, export_zip, write_lines, ndjson_bytes
+) -> None:
     """Frames of every kind share the schema exactly, so they stack without casts."""
     frames = [
         *at.read_events(export_zip),

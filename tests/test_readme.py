@@ -73,7 +73,7 @@ def test_the_two_commands_open_the_readme_and_ci_runs_the_second():
 
 
 def test_every_setting_is_in_the_options_table():
-    table = README[README.index("## Options"):README.index("## From Amplitude")]
+    table = README[README.index("## Options") : README.index("## From Amplitude")]
     for s in SETTINGS:
         flag = "--" + _FLAG_NAMES.get(s.name, s.name).replace("_", "-")
         row = next((r for r in table.splitlines() if r.startswith(f"| `{s.name}` ")), None)
@@ -105,7 +105,7 @@ def test_python_examples_run(sandbox):
 
 
 def test_command_line_examples_run(sandbox, capsys):
-    section = README[README.index("### The command line"):README.index("### The notebook")]
+    section = README[README.index("### The command line") : README.index("### The notebook")]
     first_block = BLOCK.search(section).group(2)
     for line in first_block.splitlines():
         argv, env = argv_and_env(line)
@@ -115,12 +115,14 @@ def test_command_line_examples_run(sandbox, capsys):
 
 
 def test_local_stand_in_example_runs(sandbox):
-    section = README[README.index("against the local stand-in"):README.index("### The notebook")]
+    section = README[README.index("against the local stand-in") : README.index("### The notebook")]
     serve_line, run_line = BLOCK.search(section).group(2).strip().splitlines()
     serve_argv, _ = argv_and_env(serve_line)
     server = subprocess.Popen(
         [sys.executable, "-m", "accoil_transform", *serve_argv],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         first = server.stdout.readline()
@@ -128,7 +130,10 @@ def test_local_stand_in_example_runs(sandbox):
         argv, env = argv_and_env(run_line)
         done = subprocess.run(
             [sys.executable, "-m", "accoil_transform", *argv, "--ledger", "l.sqlite"],
-            env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         assert "sent" in done.stdout and "demo-key" not in done.stdout + done.stderr

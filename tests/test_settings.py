@@ -42,12 +42,17 @@ def test_defaults_mirror_the_destination():
 
 
 def test_file_then_env_then_flags(config_file):
-    s = Settings.load(config_file, env={"ACCOIL_CONCURRENCY": "12", "ACCOIL_FORMAT": "v1"},
-                      flags={"format": "segment", "properties": ["plan"]})
+    s = Settings.load(
+        config_file,
+        env={"ACCOIL_CONCURRENCY": "12", "ACCOIL_FORMAT": "v1"},
+        flags={"format": "segment", "properties": ["plan"]},
+    )
     assert s["concurrency"] == 12 and s.origin("concurrency") == "$ACCOIL_CONCURRENCY"
     assert s["format"] == "segment" and s.origin("format") == "flag"
     assert s["properties"] == ["plan"]
-    assert s["exclude_events"] == ["session_start"] and s.origin("exclude_events") == str(config_file)
+    assert s["exclude_events"] == ["session_start"] and s.origin("exclude_events") == str(
+        config_file
+    )
     cfg = s.transform_config()
     assert cfg.user_id_ref.scope == "user_properties" and cfg.user_id_ref.name == "email"
     assert cfg.event_rename == {"Report Created": "Report_Created"}
@@ -68,7 +73,10 @@ def test_env_lists_are_comma_separated():
         ("[output]\nuser_id = 'x'\n", "it belongs in [transform]"),
         ("[transform]\nnope = 1\n", "unknown setting [transform] nope"),
         ("[transform\n", "not valid TOML"),
-        ('[transform]\ninclude_events = ["a"]\nexclude_events = ["a"]\n', "both included and excluded"),
+        (
+            '[transform]\ninclude_events = ["a"]\nexclude_events = ["a"]\n',
+            "both included and excluded",
+        ),
     ],
 )
 def test_bad_files_name_the_file_and_the_setting(tmp_path, toml, message):

@@ -390,6 +390,7 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
 
 # --------------------------------------------------------------------------- README example
 
+
 def readme_example() -> str:
     """The PySpark example of the README's "Scaling" section, as written there."""
     text = (REPO / "README.md").read_text(encoding="utf-8")

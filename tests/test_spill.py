@@ -24,9 +24,7 @@ def batch(rows: list[tuple[int, int]]) -> pl.DataFrame:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    batches=st.lists(
-        st.lists(st.integers(0, 40), min_size=0, max_size=60), min_size=1, max_size=6
-    ),
+    batches=st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=60), min_size=1, max_size=6),
     window=st.integers(1, 50),
 )
 def test_merge_equals_a_global_sort(batches, window):

@@ -63,8 +63,10 @@ def test_first_run_needs_a_start(env, capsys):
 
 
 def test_sync_sends_each_window_once_and_moves_the_state(env, events, monkeypatch, capsys):
-    with LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp, \
-            LocalAccoil(api_key=ACCOIL_KEY) as accoil:
+    with (
+        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+    ):
         monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
         monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
 
@@ -91,8 +93,10 @@ def test_sync_sends_each_window_once_and_moves_the_state(env, events, monkeypatc
 
 def test_failed_run_is_repeated_without_duplicates(env, events, monkeypatch, capsys):
     faults = FaultPlan(unavailable=1.0, retry_after=None)
-    with LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp, \
-            LocalAccoil(api_key=ACCOIL_KEY, faults=faults) as accoil:
+    with (
+        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY, faults=faults) as accoil,
+    ):
         monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
         monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
 
@@ -113,8 +117,18 @@ def test_failed_run_is_repeated_without_duplicates(env, events, monkeypatch, cap
 def test_dry_run_never_moves_the_state(env, events, monkeypatch):
     with LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp:
         monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
-        assert sync("--start", "20261120T00", "--until", "20261120T00", "--dry-run",
-                    "--out", str(env / "calls.ndjson")) == 0
+        assert (
+            sync(
+                "--start",
+                "20261120T00",
+                "--until",
+                "20261120T00",
+                "--dry-run",
+                "--out",
+                str(env / "calls.ndjson"),
+            )
+            == 0
+        )
         assert (env / "calls.ndjson").read_text().count("\n") > 0
     with Ledger(env / "ledger.sqlite") as ledger:
         assert ledger.get_state(STATE_KEY) is None

@@ -27,13 +27,13 @@ def ev(**fields: Any) -> dict[str, Any]:
 def write_ndjson(path: Path, lines: list[dict[str, Any] | str]) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         for line in lines:
-            fh.write((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n")
+            fh.write(
+                (line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n"
+            )
     return path
 
 
-def run(
-    tmp_path: Path, *files: list[dict[str, Any] | str], **config: Any
-) -> at.TransformResult:
+def run(tmp_path: Path, *files: list[dict[str, Any] | str], **config: Any) -> at.TransformResult:
     """Write each list of lines as one NDJSON file and transform them in order."""
     paths = [write_ndjson(tmp_path / f"part{i}.jsonl", lines) for i, lines in enumerate(files)]
     cfg = at.TransformConfig(**config)
@@ -79,7 +79,10 @@ def identifies(res: at.TransformResult) -> dict[str, dict[str, Any]]:
 
 def group_records(res: at.TransformResult) -> dict[tuple[str, str], dict[str, Any]]:
     return {
-        (r["userId"], r["groupId"]): {"traits": json.loads(r["traits"]), "timestamp": r["timestamp"]}
+        (r["userId"], r["groupId"]): {
+            "traits": json.loads(r["traits"]),
+            "timestamp": r["timestamp"],
+        }
         for r in res.groups.iter_rows(named=True)
     }
 
@@ -91,8 +94,17 @@ def assert_balanced(res: at.TransformResult) -> None:
 
 # =========================================================================== §2 selection
 
-PLACEHOLDERS = ["", "null", "none", "nil", "undefined", "anonymous", "0", "-1",
-                "00000000-0000-0000-0000-000000000000"]
+PLACEHOLDERS = [
+    "",
+    "null",
+    "none",
+    "nil",
+    "undefined",
+    "anonymous",
+    "0",
+    "-1",
+    "00000000-0000-0000-0000-000000000000",
+]
 
 
 @pytest.mark.parametrize("base", PLACEHOLDERS)
@@ -156,7 +168,9 @@ def test_user_id_from_event_properties(tmp_path):
 
 
 def test_all_event_types_kept_by_default(tmp_path):
-    res = run(tmp_path, [ev(event_type=t) for t in ["A", "B", "Ünïcode 🚀", "[Amplitude] Page Viewed"]])
+    res = run(
+        tmp_path, [ev(event_type=t) for t in ["A", "B", "Ünïcode 🚀", "[Amplitude] Page Viewed"]]
+    )
     assert res.report.kept == 4 and dropped(res) == {}
 
 
@@ -185,7 +199,11 @@ def test_include_and_exclude_lists_together(tmp_path):
 
 def test_duplicate_uuid_first_occurrence_kept_across_two_files(tmp_path):
     first = [ev(uuid="u1", user_id="first"), ev(uuid="u2", user_id="other")]
-    second = [ev(uuid="u1", user_id="second"), ev(uuid="u3", user_id="third"), ev(uuid="u1", user_id="again")]
+    second = [
+        ev(uuid="u1", user_id="second"),
+        ev(uuid="u3", user_id="third"),
+        ev(uuid="u1", user_id="again"),
+    ]
     res = run(tmp_path, first, second)
     assert [t["userId"] for t in tracks(res)] == ["first", "other", "third"]
     assert dropped(res) == {"duplicate": 2}
@@ -198,7 +216,9 @@ def test_duplicate_by_insert_id_and_device_id_when_uuid_missing(tmp_path):
         ev(user_id="c", **{"$insert_id": "i1", "device_id": "d2"}),  # other device: kept
         ev(user_id="d", **{"$insert_id": "i2", "device_id": "d1"}),  # other insert id: kept
         ev(user_id="e", uuid="u9", **{"$insert_id": "i1", "device_id": "d1"}),  # has uuid: kept
-        ev(user_id="f", uuid=None, **{"$insert_id": "i2", "device_id": "d1"}),  # null uuid: duplicate
+        ev(
+            user_id="f", uuid=None, **{"$insert_id": "i2", "device_id": "d1"}
+        ),  # null uuid: duplicate
     ]
     res = run(tmp_path, lines)
     assert [t["userId"] for t in tracks(res)] == ["a", "c", "d", "e"]
@@ -427,7 +447,9 @@ def test_property_lookup_ignores_nested_keys_of_the_same_name(tmp_path):
 
 @pytest.mark.parametrize("value", ["C:\\dir\\new", "tab\there", "bell\u0007", "\\", "a\\nb"])
 def test_property_strings_with_escapes_keep_their_exact_value(tmp_path, value):
-    lines = [ev(event_properties={"plan": value, "other": "kept"}, user_properties={"email": "a@x"})]
+    lines = [
+        ev(event_properties={"plan": value, "other": "kept"}, user_properties={"email": "a@x"})
+    ]
     res = run(tmp_path, lines, properties=("plan", "other"))
     assert tracks(res)[0]["properties"] == {"plan": value, "other": "kept"}
     assert identifies(res)["alice"]["traits"] == {"email": "a@x", "plan": value, "other": "kept"}
@@ -441,7 +463,9 @@ def test_backslash_elsewhere_in_user_properties_does_not_lose_the_user_id(tmp_pa
 
 
 def test_user_id_with_tab_padding_in_user_properties_is_trimmed(tmp_path):
-    res = run(tmp_path, [ev(user_properties={"email": "\ta@x.com\t"})], user_id="user_properties.email")
+    res = run(
+        tmp_path, [ev(user_properties={"email": "\ta@x.com\t"})], user_id="user_properties.email"
+    )
     assert [t["userId"] for t in tracks(res)] == ["a@x.com"]
 
 
@@ -449,7 +473,9 @@ def test_user_id_with_tab_padding_in_user_properties_is_trimmed(tmp_path):
 
 SEED_EVENT = {
     "groups": {"Account": ["210000"]},
-    "group_properties": {"Account": {"210000": {"domain": "accoil.com", "name": "Released Import Test"}}},
+    "group_properties": {
+        "Account": {"210000": {"domain": "accoil.com", "name": "Released Import Test"}}
+    },
 }
 
 
@@ -459,7 +485,11 @@ def test_seed_group_traits_example_exactly(tmp_path):
     assert orjson.loads(raw) == [
         {
             "groupId": "210000",
-            "traits": {"domain": "accoil.com", "group_type": "Account", "name": "Released Import Test"},
+            "traits": {
+                "domain": "accoil.com",
+                "group_type": "Account",
+                "name": "Released Import Test",
+            },
         }
     ]
 
@@ -481,7 +511,9 @@ def test_multi_id_sorted_by_code_point_so_10_before_9(tmp_path):
 
 def test_multi_type_candidates_sorted_by_id_then_type(tmp_path):
     props = {"Org": {"5": {"o": 1}}, "Account": {"5": {"a": 1}, "7": {"x": 1}}}
-    gt = one_group_traits(tmp_path, groups={"Org": ["5"], "Account": ["7", "5"]}, group_properties=props)
+    gt = one_group_traits(
+        tmp_path, groups={"Org": ["5"], "Account": ["7", "5"]}, group_properties=props
+    )
     assert gt == [{"groupId": "5", "traits": {"a": 1, "group_type": "Account"}}]
     gt = one_group_traits(tmp_path, groups={"Zeta": ["1"], "Account": ["2"]}, group_properties={})
     assert gt == [{"groupId": "1", "traits": {"group_type": "Zeta"}}]
@@ -506,9 +538,17 @@ def test_numeric_group_ids_become_decimal_strings(tmp_path):
     assert one_group_traits(tmp_path, groups={"A": 42}, group_properties=props) == [
         {"groupId": "42", "traits": {"n": 1, "group_type": "A"}}
     ]
-    assert one_group_traits(tmp_path, groups={"A": [42, 100]}, group_properties=props)[0]["groupId"] == "100"
-    assert one_group_traits(tmp_path, groups={"A": [2**60]}, group_properties={})[0]["groupId"] == str(2**60)
-    assert one_group_traits(tmp_path, groups={"A": [-3, "x"]}, group_properties={})[0]["groupId"] == "-3"
+    assert (
+        one_group_traits(tmp_path, groups={"A": [42, 100]}, group_properties=props)[0]["groupId"]
+        == "100"
+    )
+    assert one_group_traits(tmp_path, groups={"A": [2**60]}, group_properties={})[0][
+        "groupId"
+    ] == str(2**60)
+    assert (
+        one_group_traits(tmp_path, groups={"A": [-3, "x"]}, group_properties={})[0]["groupId"]
+        == "-3"
+    )
 
 
 def test_null_group_ids_are_skipped(tmp_path):
@@ -520,7 +560,12 @@ def test_null_group_ids_are_skipped(tmp_path):
 
 
 def test_id_missing_from_group_properties_gets_only_group_type(tmp_path):
-    for props in ({}, {"Account": {}}, {"Account": {"other": {"x": 1}}}, {"Other": {"1": {"x": 1}}}):
+    for props in (
+        {},
+        {"Account": {}},
+        {"Account": {"other": {"x": 1}}},
+        {"Other": {"1": {"x": 1}}},
+    ):
         gt = one_group_traits(tmp_path, groups={"Account": ["1"]}, group_properties=props)
         assert gt == [{"groupId": "1", "traits": {"group_type": "Account"}}], props
 
@@ -543,7 +588,9 @@ def test_empty_group_properties_object_counts_as_present(tmp_path):
 
 
 def test_empty_groups_object_gives_empty_group_traits(tmp_path):
-    assert one_group_traits(tmp_path, groups={}, group_properties=SEED_EVENT["group_properties"]) == []
+    assert (
+        one_group_traits(tmp_path, groups={}, group_properties=SEED_EVENT["group_properties"]) == []
+    )
     assert one_group_traits(tmp_path, groups={"Account": []}, group_properties={}) == []
 
 
@@ -614,7 +661,9 @@ def test_largest_float_in_traits_does_not_drop_the_other_traits(tmp_path):
     }
     res = run(tmp_path, [ev(**fields)], properties=("v", "plan"))
     t = tracks(res)[0]
-    assert as_doubles(t["groupTraits"]) == [{"groupId": "1", "traits": {"v": big, "name": "Acme", "group_type": "A"}}]
+    assert as_doubles(t["groupTraits"]) == [
+        {"groupId": "1", "traits": {"v": big, "name": "Acme", "group_type": "A"}}
+    ]
     assert as_doubles(t["properties"]) == {"v": big, "plan": "pro"}
 
 
@@ -622,7 +671,9 @@ def test_unicode_and_emoji_in_group_types_ids_and_trait_keys(tmp_path):
     gt = one_group_traits(
         tmp_path,
         groups={"[Segment] Gröup 🚀": ["Ünïcode Acme 🏢"], "org name": ["🙂zzz"]},
-        group_properties={"[Segment] Gröup 🚀": {"Ünïcode Acme 🏢": {"ключ": "значение", "🔑": "🚀"}}},
+        group_properties={
+            "[Segment] Gröup 🚀": {"Ünïcode Acme 🏢": {"ключ": "значение", "🔑": "🚀"}}
+        },
     )
     assert gt == [
         {
@@ -633,7 +684,13 @@ def test_unicode_and_emoji_in_group_types_ids_and_trait_keys(tmp_path):
 
 
 def test_group_type_and_id_with_quotes_dots_and_backslashes(tmp_path):
-    for gtype, gid in [("a'b", "c'd"), ("a.b", "c.d"), ('q"t', 'i"d'), ("back\\slash", "x\\y"), ("[x]", "$")]:
+    for gtype, gid in [
+        ("a'b", "c'd"),
+        ("a.b", "c.d"),
+        ('q"t', 'i"d'),
+        ("back\\slash", "x\\y"),
+        ("[x]", "$"),
+    ]:
         gt = one_group_traits(
             tmp_path, groups={gtype: [gid]}, group_properties={gtype: {gid: {"name": "N"}}}
         )
@@ -644,11 +701,17 @@ def test_group_type_key_in_traits_is_overridden(tmp_path):
     gt = one_group_traits(
         tmp_path,
         groups={"Account": ["1"]},
-        group_properties={"Account": {"1": {"group_type": "Wrong", "name": "Acme", "x": "group_type"}}},
+        group_properties={
+            "Account": {"1": {"group_type": "Wrong", "name": "Acme", "x": "group_type"}}
+        },
     )
-    assert gt == [{"groupId": "1", "traits": {"group_type": "Account", "name": "Acme", "x": "group_type"}}]
+    assert gt == [
+        {"groupId": "1", "traits": {"group_type": "Account", "name": "Acme", "x": "group_type"}}
+    ]
     gt = one_group_traits(
-        tmp_path, groups={"Account": ["1"]}, group_properties={"Account": {"1": {"group_type": None}}}
+        tmp_path,
+        groups={"Account": ["1"]},
+        group_properties={"Account": {"1": {"group_type": None}}},
     )
     assert gt == [{"groupId": "1", "traits": {"group_type": "Account"}}]
 
@@ -663,16 +726,35 @@ def test_track_carries_primary_group_id_and_type(tmp_path):
 
 def test_identify_uses_the_users_latest_event_and_last_row_on_ties(tmp_path):
     lines = [
-        ev(user_id="u", event_time="2024-01-02 00:00:00", user_properties={"email": "latest@x", "name": "L"}),
-        ev(user_id="u", event_time="2024-01-01 00:00:00", user_properties={"email": "older@x", "name": "O"}),
+        ev(
+            user_id="u",
+            event_time="2024-01-02 00:00:00",
+            user_properties={"email": "latest@x", "name": "L"},
+        ),
+        ev(
+            user_id="u",
+            event_time="2024-01-01 00:00:00",
+            user_properties={"email": "older@x", "name": "O"},
+        ),
         ev(user_id="v", event_time="2024-01-01T00:00:00Z", user_properties={"email": "first@x"}),
         # same instant in another format and zone: a tie, so the later row wins
-        ev(user_id="v", event_time="2024-01-01T05:30:00.000+05:30", user_properties={"email": "second@x"}),
-        ev(user_id="v", event_time="2023-12-31 23:59:59.999999", user_properties={"email": "before@x"}),
+        ev(
+            user_id="v",
+            event_time="2024-01-01T05:30:00.000+05:30",
+            user_properties={"email": "second@x"},
+        ),
+        ev(
+            user_id="v",
+            event_time="2023-12-31 23:59:59.999999",
+            user_properties={"email": "before@x"},
+        ),
     ]
     res = run(tmp_path, lines)
     assert identifies(res) == {
-        "u": {"traits": {"email": "latest@x", "name": "L"}, "timestamp": "2024-01-02T00:00:00.000Z"},
+        "u": {
+            "traits": {"email": "latest@x", "name": "L"},
+            "timestamp": "2024-01-02T00:00:00.000Z",
+        },
         "v": {"traits": {"email": "second@x"}, "timestamp": "2024-01-01T00:00:00.000Z"},
     }
     assert res.identifies.height == 2
@@ -708,17 +790,32 @@ def test_identify_traits_are_user_traits_plus_additional_properties(tmp_path):
 def test_identify_only_for_kept_events(tmp_path):
     lines = [
         ev(user_id="u", event_time="2024-01-01 00:00:00", user_properties={"email": "kept@x"}),
-        ev(user_id="u", event_time="2024-06-01 00:00:00", event_type="$identify", user_properties={"email": "id@x"}),
-        ev(user_id="u", event_time="2024-06-01 00:00:00", event_type="Excluded", user_properties={"email": "ex@x"}),
+        ev(
+            user_id="u",
+            event_time="2024-06-01 00:00:00",
+            event_type="$identify",
+            user_properties={"email": "id@x"},
+        ),
+        ev(
+            user_id="u",
+            event_time="2024-06-01 00:00:00",
+            event_type="Excluded",
+            user_properties={"email": "ex@x"},
+        ),
         ev(user_id="w", event_type="Excluded"),
     ]
     res = run(tmp_path, lines, exclude_events=("Excluded",))
-    assert identifies(res) == {"u": {"traits": {"email": "kept@x"}, "timestamp": "2024-01-01T00:00:00.000Z"}}
+    assert identifies(res) == {
+        "u": {"traits": {"email": "kept@x"}, "timestamp": "2024-01-01T00:00:00.000Z"}
+    }
 
 
 def test_group_record_per_user_and_primary_group_from_latest_event(tmp_path):
     def g(gid: str, name: str) -> dict[str, Any]:
-        return {"groups": {"Account": [gid]}, "group_properties": {"Account": {gid: {"name": name}}}}
+        return {
+            "groups": {"Account": [gid]},
+            "group_properties": {"Account": {gid: {"name": name}}},
+        }
 
     lines = [
         ev(user_id="u", event_time="2024-01-03 00:00:00", **g("1", "newest")),
@@ -730,9 +827,18 @@ def test_group_record_per_user_and_primary_group_from_latest_event(tmp_path):
     ]
     res = run(tmp_path, lines)
     assert group_records(res) == {
-        ("u", "1"): {"traits": {"name": "newest", "group_type": "Account"}, "timestamp": "2024-01-03T00:00:00.000Z"},
-        ("u", "2"): {"traits": {"name": "two", "group_type": "Account"}, "timestamp": "2024-01-02T00:00:00.000Z"},
-        ("v", "1"): {"traits": {"name": "v-tie-last", "group_type": "Account"}, "timestamp": "2024-01-02T00:00:00.000Z"},
+        ("u", "1"): {
+            "traits": {"name": "newest", "group_type": "Account"},
+            "timestamp": "2024-01-03T00:00:00.000Z",
+        },
+        ("u", "2"): {
+            "traits": {"name": "two", "group_type": "Account"},
+            "timestamp": "2024-01-02T00:00:00.000Z",
+        },
+        ("v", "1"): {
+            "traits": {"name": "v-tie-last", "group_type": "Account"},
+            "timestamp": "2024-01-02T00:00:00.000Z",
+        },
     }
     assert res.groups.height == 3
 
@@ -742,11 +848,21 @@ def test_group_record_per_user_and_primary_group_from_latest_event(tmp_path):
 
 def sample_result(tmp_path: Path) -> at.TransformResult:
     lines = [
-        ev(uuid="e1", user_id="u1", event_time="2024-01-01 00:00:01.250000", user_properties={"email": "u1@x"},
-           event_properties={"plan": "pro"}, **SEED_EVENT),
+        ev(
+            uuid="e1",
+            user_id="u1",
+            event_time="2024-01-01 00:00:01.250000",
+            user_properties={"email": "u1@x"},
+            event_properties={"plan": "pro"},
+            **SEED_EVENT,
+        ),
         ev(uuid="e2", user_id="u2", event_time="2024-01-01 00:00:00", event_type="Other"),
         ev(uuid="e3", user_id="u1", event_time="2024-01-01 00:00:02"),
-        ev(**{"$insert_id": "i1", "device_id": "d1"}, user_id="u2", event_time="2024-01-01 00:00:03"),
+        ev(
+            **{"$insert_id": "i1", "device_id": "d1"},
+            user_id="u2",
+            event_time="2024-01-01 00:00:03",
+        ),
         ev(user_id="u2", event_time="2024-01-01 00:00:03"),
         ev(user_id="u2", event_time="2024-01-01 00:00:03"),
     ]
@@ -781,7 +897,11 @@ def test_v2_call_bodies(tmp_path):
     }
     ident = {c["body"]["userId"]: c["body"] for c in cs if c["kind"] == "identify"}
     assert ident["u1"] == {"userId": "u1", "traits": {}, "timestamp": "2024-01-01T00:00:02.000Z"}
-    first = next(c["body"] for c in cs if c["kind"] == "track" and c["body"]["timestamp"].startswith("2024-01-01T00:00:01"))
+    first = next(
+        c["body"]
+        for c in cs
+        if c["kind"] == "track" and c["body"]["timestamp"].startswith("2024-01-01T00:00:01")
+    )
     assert first == {"userId": "u1", "event": "Doc Opened", "timestamp": "2024-01-01T00:00:01.250Z"}
 
 
@@ -801,7 +921,11 @@ def test_stream_call_bodies_are_the_destination_shape(tmp_path):
         "groupTraits": [
             {
                 "groupId": "210000",
-                "traits": {"domain": "accoil.com", "group_type": "Account", "name": "Released Import Test"},
+                "traits": {
+                    "domain": "accoil.com",
+                    "group_type": "Account",
+                    "name": "Released Import Test",
+                },
             }
         ],
     }
@@ -825,7 +949,9 @@ def test_segment_call_bodies_carry_type(tmp_path):
 
 def test_v1_call_bodies_are_snake_case_with_epoch_ms(tmp_path):
     cs = calls(sample_result(tmp_path), "v1")
-    track = next(c["body"] for c in cs if c["kind"] == "track" and c["body"]["timestamp"] == 1704067201250)
+    track = next(
+        c["body"] for c in cs if c["kind"] == "track" and c["body"]["timestamp"] == 1704067201250
+    )
     assert track == {"user_id": "u1", "event": "Doc Opened", "timestamp": 1704067201250}
     group = next(c["body"] for c in cs if c["kind"] == "group")
     assert set(group) == {"group_id", "user_id", "traits", "timestamp"}

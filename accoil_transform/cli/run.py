@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or globs")
     add_setting_flags(p)
-    p.add_argument("--dry-run", action="store_true", help="write calls to --out even with an API key")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write calls to --out even with an API key"
+    )
     p.set_defaults(func=main)
 
 
@@ -52,15 +54,28 @@ def add_setting_flags(p: argparse.ArgumentParser, *, amplitude: bool = False) ->
         if s.kind is bool:
             group.add_argument(flag, dest=s.name, action="store_true", default=None, help=s.help)
         elif s.kind is list:
-            group.add_argument(flag, dest=s.name, action="append", default=None, metavar="NAME",
-                               help=f"{s.help}; repeatable{default}")
+            group.add_argument(
+                flag,
+                dest=s.name,
+                action="append",
+                default=None,
+                metavar="NAME",
+                help=f"{s.help}; repeatable{default}",
+            )
         elif s.kind is dict:
-            group.add_argument(flag, dest=s.name, action="append", default=None, metavar="OLD=NEW",
-                               help=f"{s.help}; repeatable")
+            group.add_argument(
+                flag,
+                dest=s.name,
+                action="append",
+                default=None,
+                metavar="OLD=NEW",
+                help=f"{s.help}; repeatable",
+            )
         else:
             metavar = "FILE" if s.kind is Path else s.name.upper()
-            group.add_argument(flag, dest=s.name, type=s.kind, default=None, metavar=metavar,
-                               help=s.help + default)
+            group.add_argument(
+                flag, dest=s.name, type=s.kind, default=None, metavar=metavar, help=s.help + default
+            )
 
 
 #: Flag spellings that differ from the setting name (singular for repeatable flags).

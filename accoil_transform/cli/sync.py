@@ -43,13 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--since-last", action="store_true", required=True,
-                   help="sync from the hour after the last successful run (state in the ledger)")
+    p.add_argument(
+        "--since-last",
+        action="store_true",
+        required=True,
+        help="sync from the hour after the last successful run (state in the ledger)",
+    )
     p.add_argument("--start", metavar="YYYYMMDDTHH", help="first hour for the very first run")
-    p.add_argument("--until", metavar="YYYYMMDDTHH",
-                   help="last hour to sync (default: the latest hour Amplitude has exported, now - 3 h)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="write the calls instead of sending them; the state does not move")
+    p.add_argument(
+        "--until",
+        metavar="YYYYMMDDTHH",
+        help="last hour to sync (default: the latest hour Amplitude has exported, now - 3 h)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the calls instead of sending them; the state does not move",
+    )
     add_setting_flags(p, amplitude=True)
     p.set_defaults(func=main)
 
@@ -92,7 +102,9 @@ def main(args: argparse.Namespace) -> int:
     if result.window is None:
         print(f"nothing new to sync (last synced hour: {result.last_hour})")
         return EXIT_OK
-    print(f"window {result.window.start_str} .. {result.window.end_str}: {len(result.files)} file(s)")
+    print(
+        f"window {result.window.start_str} .. {result.window.end_str}: {len(result.files)} file(s)"
+    )
     if result.report:
         print(format_report(result.report))
     if not result.complete:
