@@ -481,3 +481,27 @@ def test_cli_export(
                 "apac",
             ]
         )
+
+
+def test_export_command_reads_keys_from_the_config_file(tmp_path: Path, capsys) -> None:
+    from accoil_transform.cli import main
+
+    events = make_export_events(datetime(2026, 11, 20, 0, tzinfo=UTC), hours=2)
+    with LocalAmplitudeExport(events, api_key="file-key", secret_key="file-secret") as fake:
+        config = tmp_path / "accoil.toml"
+        config.write_text(
+            "[amplitude]\n"
+            'amplitude_api_key = "file-key"\n'
+            'amplitude_secret_key = "file-secret"\n'
+            f'amplitude_base_url = "{fake.url}"\n'
+        )
+        argv = ["export", "--start", "20261120T00", "--end", "20261120T01"]
+        assert main([*argv, "--out", str(tmp_path / "out"), "--config", str(config)]) == 0
+        # A flag wins over the file: the wrong secret is rejected.
+        code = main(
+            [*argv, "--out", str(tmp_path / "x"), "--config", str(config), "--secret-key", "nope"]
+        )
+        assert code == 2
+    out = capsys.readouterr()
+    assert list((tmp_path / "out").glob("*.zip"))
+    assert "file-secret" not in out.out + out.err

@@ -15,6 +15,8 @@ from accoil_transform.amplitude_export import (
     ExportError,
     ExportWindow,
 )
+from accoil_transform.errors import ConfigError
+from accoil_transform.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -40,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--out", required=True, type=Path, metavar="DIR", help="folder for the zip files"
     )
     p.add_argument(
-        "--region", choices=("us", "eu"), default="us", help="data residency (default: us)"
+        "--region", choices=("us", "eu"), default=None, help="data residency (default: us)"
+    )
+    p.add_argument(
+        "--config", type=Path, default=None, help="TOML config file ([amplitude] section)"
     )
     p.add_argument(
         "--base-url", metavar="URL", help="override the Export API URL (testing, proxies)"
@@ -71,11 +76,24 @@ def run(args: argparse.Namespace) -> int:
     if args.max_retries < 0 or args.timeout <= 0:
         return _fail("--max-retries must be >= 0 and --timeout > 0", EXIT_USAGE)
     try:
+        # Flags win over $AMPLITUDE_* / $ACCOIL_AMPLITUDE_* variables, which win over the file.
+        settings = Settings.load(
+            args.config,
+            flags={
+                "amplitude_api_key": args.api_key,
+                "amplitude_secret_key": args.secret_key,
+                "amplitude_region": args.region,
+                "amplitude_base_url": args.base_url,
+            },
+        )
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
         with AmplitudeExportClient(
-            args.api_key,
-            args.secret_key,
-            region=args.region,
-            base_url=args.base_url,
+            settings["amplitude_api_key"],
+            settings["amplitude_secret_key"],
+            region=settings["amplitude_region"],
+            base_url=settings["amplitude_base_url"],
             max_retries=args.max_retries,
             timeout=(10.0, args.timeout),
         ) as client:
