@@ -186,10 +186,10 @@ class Transformer:
     config: TransformConfig = field(default_factory=TransformConfig)
     report: TransformReport = field(default_factory=TransformReport)
     strict: bool = False
-    _seen: pl.Series = field(default_factory=lambda: pl.Series("k", [], pl.String))
-    _users: pl.DataFrame | None = None
-    _pairs: pl.DataFrame | None = None
-    _quarantine: list[pl.DataFrame] = field(default_factory=list)
+    _seen: pl.Series = field(default_factory=lambda: pl.Series("k", [], pl.String), repr=False)
+    _users: pl.DataFrame | None = field(default=None, repr=False)
+    _pairs: pl.DataFrame | None = field(default=None, repr=False)
+    _quarantine: list[pl.DataFrame] = field(default_factory=list, repr=False)
 
     def feed(self, canonical: pl.DataFrame) -> pl.DataFrame:
         """Apply SPEC §2–4 to one batch and return its track records (TRACKS_SCHEMA).
