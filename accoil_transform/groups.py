@@ -9,12 +9,17 @@ missing) plus ``"group_type": type``, which overrides a key of that name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import orjson
 import polars as pl
 
-from .jsonexpr import RISKY_NUMBER, dumps_exact, json_encode, jsonpath_key, loads_exact
+from .jsonexpr import (
+    RISKY_NUMBER,
+    dumps_exact,
+    json_encode,
+    jsonpath_key,
+    loads_exact,
+    patch_rows,
+)
 
 GROUPS_DTYPE = pl.Map(pl.String, pl.List(pl.String))
 _LOOKUP_KEYS = ["group_properties", "group_type", "group_id"]
@@ -136,24 +141,7 @@ def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
         entry = by_id.get(gid) if isinstance(by_id, dict) else None
         return dumps_exact(entry) if isinstance(entry, dict) else None
 
-    return _patch_rows(lookups, mask, "_traits", traits_of, _LOOKUP_KEYS)
-
-
-def _patch_rows(
-    frame: pl.DataFrame,
-    mask: pl.Expr,
-    column: str,
-    fix: Callable[..., str | None],
-    inputs: list[str],
-) -> pl.DataFrame:
-    """Set ``column`` to ``fix(*inputs)`` on the (rare) rows where ``mask`` holds."""
-    rows = frame.with_row_index("_i").filter(mask.fill_null(False))
-    if rows.is_empty():
-        return frame
-    values = [fix(*row) for row in rows.select(inputs).iter_rows()]
-    patched = frame[column].clone()
-    patched.scatter(rows["_i"], pl.Series(values, dtype=pl.String))
-    return frame.with_columns(patched)
+    return patch_rows(lookups, mask, "_traits", traits_of, _LOOKUP_KEYS)
 
 
 def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
@@ -176,7 +164,7 @@ def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:
 
     Rare in practice, so these few rows are rebuilt with a JSON parser.
     """
-    return _patch_rows(
+    return patch_rows(
         frame,
         pl.col("_traits").str.contains('"group_type"', literal=True),
         "group_traits",

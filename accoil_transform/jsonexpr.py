@@ -7,6 +7,7 @@ text and write call bodies as text, without a Python loop per row.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -102,17 +103,34 @@ def _values_at(docs: pl.Series, key: str) -> pl.Series:
             | (value.is_null() & compact.str.contains(key_prefix, literal=True))
             | (~is_string & value.str.contains(RISKY_NUMBER))
             | (doc.is_not_null() & compact.is_null())  # e.g. a number past f64
-        )
-        .fill_null(False)
-        .alias("nested"),
+        ).alias("nested"),
+        doc,
     )
-    out = frame["value"]
-    ambiguous = frame["nested"].arg_true()
-    if ambiguous.len():
-        exact = [_parsed_value_at(docs[i], key) for i in ambiguous.to_list()]
-        out = out.clone()
-        out.scatter(ambiguous, pl.Series(exact, dtype=pl.String))
-    return out.alias(docs.name)
+    exact = patch_rows(
+        frame, pl.col("nested"), "value", lambda text: _parsed_value_at(text, key), ["doc"]
+    )
+    return exact["value"].alias(docs.name)
+
+
+def patch_rows(
+    frame: pl.DataFrame,
+    mask: pl.Expr,
+    column: str,
+    fix: Callable[..., str | None],
+    inputs: list[str],
+) -> pl.DataFrame:
+    """Set ``column`` to ``fix(*inputs)`` on the (rare) rows where ``mask`` holds.
+
+    The vectorised paths hand the few rows they can't answer exactly to a JSON parser
+    through this one helper.
+    """
+    rows = frame.with_row_index("_i").filter(mask.fill_null(False))
+    if rows.is_empty():
+        return frame
+    values = [fix(*row) for row in rows.select(inputs).iter_rows()]
+    patched = frame[column].clone()
+    patched.scatter(rows["_i"], pl.Series(values, dtype=pl.String))
+    return frame.with_columns(patched)
 
 
 def _parsed_value_at(text: str | None, key: str) -> str | None:

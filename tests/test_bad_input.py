@@ -428,29 +428,19 @@ def test_strict_mode_passes_clean_input(tmp_path: Path, good, write_lines) -> No
 # --------------------------------------------------------------------------- CLI
 
 
-def _cli_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ACCOIL_")}
+def _run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``accoil-transform run ARGS --out c.ndjson`` in a child process, as a user types it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCOIL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "accoil_transform", "run", *args, "--out", str(tmp_path / "c.ndjson")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
 
 
 def test_cli_exit_code_3_names_the_file(tmp_path: Path, good, ndjson_bytes) -> None:
     path = tmp_path / "cut.json.gz"
     path.write_bytes(_cut_gzip(good, ndjson_bytes))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accoil_transform",
-            "run",
-            str(path),
-            "--out",
-            str(tmp_path / "c.ndjson"),
-        ],
-        capture_output=True,
-        text=True,
-        env=_cli_env(),
-        cwd=tmp_path,
-        timeout=120,
-    )
+    proc = _run_cli(tmp_path, str(path))
     assert proc.returncode == 3, proc.stderr
     assert str(path) in proc.stderr
     assert "truncated gzip" in proc.stderr
@@ -503,23 +493,7 @@ def test_cli_quarantines_malformed_lines(tmp_path: Path, make_event, write_lines
 def test_cli_strict(tmp_path: Path, make_event, write_lines) -> None:
     lines, _ = _mixed_lines(make_event)
     path = write_lines(tmp_path, lines, "mixed.json")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accoil_transform",
-            "run",
-            str(path),
-            "--strict",
-            "--out",
-            str(tmp_path / "c.ndjson"),
-        ],
-        capture_output=True,
-        text=True,
-        env=_cli_env(),
-        cwd=tmp_path,
-        timeout=120,
-    )
+    proc = _run_cli(tmp_path, str(path), "--strict")
     assert proc.returncode == 3, proc.stderr
     assert f"{path}, line 2" in proc.stderr
     assert not (tmp_path / "c.ndjson").exists()
