@@ -74,25 +74,89 @@ def _id_text(value: object) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def group_candidates(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (event, group type, group id) candidate: ``_row``, ``group_type``, ``group_id``."""
-    eligible = frame.filter(
-        pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
-    ).select("_row", "groups")
+def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
+    """One row per (``key``, group type, group id) candidate of the ``groups`` JSON text.
+
+    Rows with a null ``groups`` have no candidate.
+    """
+    schema = {key: frame.schema[key], "group_type": pl.String, "group_id": pl.String}
+    eligible = frame.filter(pl.col("groups").is_not_null()).select(
+        pl.col(key), pl.col("groups").alias("_groups")
+    )
     if eligible.is_empty():
-        return pl.DataFrame(
-            schema={"_row": pl.UInt64, "group_type": pl.String, "group_id": pl.String}
-        )
-    decoded = eligible.with_columns(decode_groups(eligible["groups"]).alias("groups"))
+        return pl.DataFrame(schema=schema)
+    decoded = eligible.with_columns(decode_groups(eligible["_groups"]).alias("_groups"))
     return (
-        decoded.select("_row", pl.col("groups").map.entries().alias("entry"))
+        decoded.select(key, pl.col("_groups").map.entries().alias("entry"))
         .explode("entry")
         .unnest("entry")
         .rename({"key": "group_type", "value": "group_id"})
         .explode("group_id")
         .filter(pl.col("group_id").is_not_null() & pl.col("group_type").is_not_null())
-        .select("_row", "group_type", "group_id")
+        .select(key, "group_type", "group_id")
     )
+
+
+_TEXTS = ["groups", "group_properties"]
+
+
+def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
+    """The primary group of each distinct (``groups``, ``group_properties``) text pair.
+
+    Adds ``group_id``, ``group_type`` and ``group_traits`` (JSON text) to ``texts``;
+    they are null for a pair without a candidate.
+    """
+    first = (
+        group_candidates(texts.select("groups").unique(), key="groups")
+        .sort(["groups", "group_id", "group_type"])
+        .unique("groups", keep="first", maintain_order=False)
+    )
+    path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
+    traits = pl.col("group_properties").str.json_path_match(path)
+    return (
+        texts.join(first, on="groups", how="left")
+        .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
+        .pipe(_lookup_exactly)
+        .with_columns(
+            group_traits=pl.when(pl.col("group_id").is_not_null()).then(
+                with_group_type(pl.col("_traits"), pl.col("group_type"))
+            )
+        )
+        .pipe(_override_group_type_keys)
+        .select(*_TEXTS, *PRIMARY_GROUP_SCHEMA)
+    )
+
+
+class GroupResolver:
+    """:func:`primary_groups` that remembers resolved text pairs from batch to batch.
+
+    The events of one account carry the same ``groups`` and ``group_properties`` text
+    hour after hour, so each pair is decoded and looked up once per run. At most
+    ``max_texts`` pairs are kept: past that, the memory starts again from the current
+    batch (only speed changes).
+    """
+
+    def __init__(self, max_texts: int = 100_000) -> None:
+        self.max_texts = max_texts
+        self._known: pl.DataFrame | None = None
+
+    def __repr__(self) -> str:
+        known = 0 if self._known is None else self._known.height
+        return f"GroupResolver(known={known}, max_texts={self.max_texts})"
+
+    def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Each event's primary group; see :func:`primary_groups`."""
+        eligible = frame.filter(
+            pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
+        ).select("_row", *_TEXTS)
+        pairs = eligible.select(_TEXTS).unique()
+        if self._known is not None:
+            pairs = pairs.join(self._known, on=_TEXTS, how="anti")
+        resolved = resolve_group_texts(pairs)
+        known = resolved if self._known is None else pl.concat([self._known, resolved])
+        self._known = known if known.height <= self.max_texts else resolved
+        out = eligible.join(known, on=_TEXTS, how="inner")
+        return out.filter(pl.col("group_id").is_not_null()).select("_row", *PRIMARY_GROUP_SCHEMA)
 
 
 def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
@@ -100,27 +164,12 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
 
     ``frame`` needs ``_row`` (unique), ``groups`` and ``group_properties`` (JSON text).
     Events with no candidate are absent from the result.
+
+    The events of one account mostly carry the same ``groups`` and ``group_properties``
+    text, so the work (decoding, sorting candidates, the JSONPath lookup) is done once
+    per distinct pair of texts and joined back to the events.
     """
-    candidates = group_candidates(frame)
-    primary = candidates.sort(["_row", "group_id", "group_type"]).unique(
-        "_row", keep="first", maintain_order=True
-    )
-    with_props = primary.join(frame.select("_row", "group_properties"), on="_row", how="left")
-    # Events of one account usually carry the same group_properties text, so the
-    # (per-row, uncached) JSONPath lookup runs once per distinct (text, type, id).
-    keys = _LOOKUP_KEYS
-    path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
-    traits = pl.col("group_properties").str.json_path_match(path)
-    lookups = (
-        with_props.select(keys)
-        .unique()
-        .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
-        .pipe(_lookup_exactly)
-        .with_columns(group_traits=with_group_type(pl.col("_traits"), pl.col("group_type")))
-    )
-    lookups = _override_group_type_keys(lookups)
-    out = with_props.join(lookups, on=keys, how="left", nulls_equal=True)
-    return out.select("_row", *PRIMARY_GROUP_SCHEMA)
+    return GroupResolver().primary_groups(frame)
 
 
 def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:

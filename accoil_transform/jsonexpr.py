@@ -70,10 +70,9 @@ def jsonpath_key(key: str | pl.Expr) -> pl.Expr:
 def json_value_at(doc: pl.Expr, key: str) -> pl.Expr:
     """The JSON text of ``doc[key]`` with its type kept; null when the key is absent.
 
-    ``str.json_path_match`` returns strings unquoted, so ``"5"`` and ``5`` look alike.
-    The type is recovered by finding the quoted form after the key in the compact
-    re-serialised document. That is exact when the key occurs once; documents where it
-    also occurs nested (rare) are resolved with a JSON parser.
+    The value is taken as it is written in the document (numbers keep every digit),
+    by :func:`accoil_transform.ndjson.object_fields`; an object or array written with
+    whitespace is made compact.
     """
     return doc.map_batches(
         lambda docs: _values_at(docs, key), return_dtype=pl.String, is_elementwise=True
@@ -81,35 +80,23 @@ def json_value_at(doc: pl.Expr, key: str) -> pl.Expr:
 
 
 def _values_at(docs: pl.Series, key: str) -> pl.Series:
-    doc = pl.col("doc")
-    value = doc.str.json_path_match(pl.lit("$") + jsonpath_key(key))
-    compact = doc.str.json_path_match(pl.lit("$"))
-    key_prefix = json_encode(pl.lit(key)) + pl.lit(":")
-    quoted = json_encode(value)
-    is_string = compact.str.contains(key_prefix + quoted, literal=True)
-    is_null = value.is_null() & compact.str.contains(key_prefix + pl.lit("null"), literal=True)
-    frame = docs.to_frame("doc").select(
-        pl.when(value.is_not_null() & is_string)
-        .then(quoted)
-        .when(value.is_not_null())
-        .then(value)
-        .when(is_null)
-        .then(pl.lit("null"))
-        .alias("value"),
-        # The substring tests are exact when the key occurs once and the value is
-        # present; otherwise the key may (also) be nested, so parse those rows.
-        (
-            (compact.str.count_matches(key_prefix, literal=True) > 1)
-            | (value.is_null() & compact.str.contains(key_prefix, literal=True))
-            | (~is_string & value.str.contains(RISKY_NUMBER))
-            | (doc.is_not_null() & compact.is_null())  # e.g. a number past f64
-        ).alias("nested"),
-        doc,
-    )
-    exact = patch_rows(
-        frame, pl.col("nested"), "value", lambda text: _parsed_value_at(text, key), ["doc"]
-    )
-    return exact["value"].alias(docs.name)
+    from .ndjson import object_fields  # ndjson builds on this module
+
+    return compact_json(object_fields(docs, [key])[key]).alias(docs.name)
+
+
+def compact_json(texts: pl.Series) -> pl.Series:
+    """JSON texts with the whitespace between tokens removed (objects and arrays only)."""
+    nested = texts.str.starts_with("{") | texts.str.starts_with("[")
+    rows = (nested & texts.str.contains(r"\s")).arg_true()
+    if rows.is_empty():
+        return texts
+    outside_strings = texts.gather(rows).str.replace_all(r'"(?:[^"\\]|\\.)*"', "")
+    rows = rows.filter(outside_strings.str.contains(r"\s"))
+    if rows.is_empty():
+        return texts
+    compact = [dumps_exact(loads_exact(text)) for text in texts.gather(rows)]
+    return texts.scatter(rows, pl.Series(compact, dtype=pl.String))
 
 
 def patch_rows(
@@ -131,15 +118,6 @@ def patch_rows(
     patched = frame[column].clone()
     patched.scatter(rows["_i"], pl.Series(values, dtype=pl.String))
     return frame.with_columns(patched)
-
-
-def _parsed_value_at(text: str | None, key: str) -> str | None:
-    if text is None:
-        return None
-    obj = loads_exact(text)
-    if not isinstance(obj, dict) or key not in obj:
-        return None
-    return dumps_exact(obj[key])
 
 
 class RawJson:

@@ -2,24 +2,27 @@
 
 Files are recognised by their magic bytes, not their names: ``PK`` is a zip (an Export
 API download), ``1f 8b`` gzip, ``PAR1`` Parquet, anything else NDJSON text. A zip is
-read member by member and a folder file by file, so memory is bounded by the largest
-member, not by the whole input.
+read member by member and a folder file by file, and NDJSON text (plain or gzip) is
+streamed in chunks of about :data:`CHUNK_BYTES`, so memory is bounded by a chunk, not
+by a member or the whole input.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
+import itertools
 import os
 import queue
 import re
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import BinaryIO, TypeAlias, TypeVar
 
 import orjson
 import polars as pl
@@ -28,9 +31,9 @@ from isal import isal_zlib
 
 from .config import TransformConfig
 from .errors import InputError
-from .jsonexpr import dumps_exact, loads_exact
+from .ndjson import UTF8_BOM, Span, parse_lines
 from .normalize import normalize_frame
-from .schema import JSON_COLUMNS, canonical_name, ndjson_read_schema
+from .schema import JSON_COLUMNS, ndjson_read_schema
 from .transform import json_columns_needed
 
 T = TypeVar("T")
@@ -43,19 +46,39 @@ ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
-UTF8_BOM = b"\xef\xbb\xbf"
 
 #: ``<proj>/<proj>_<yyyy-mm-dd>_<H>#<n>.json.gz``: H is not zero-padded, n is not dense.
 EXPORT_MEMBER = re.compile(r"(?:^|/)(\d+)_(\d{4}-\d{2}-\d{2})_(\d{1,2})#(\d+)\.json(?:\.gz)?$")
 _MARKER_NAMES = {"complete", "_success", ".complete"}
 
 
+#: NDJSON text is read, decompressed and parsed in chunks of about this many bytes.
+CHUNK_BYTES = 64 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class RawInput:
-    """One unit of input before parsing: NDJSON bytes or a table, named for errors."""
+    """One unit of input before parsing: NDJSON bytes or a table, named for errors.
+
+    ``data`` is a table, or a function that opens the (maybe gzip) NDJSON bytes as a
+    binary file; :func:`iter_line_chunks` streams it.
+    """
 
     name: str
-    data: bytes | pl.DataFrame | pl.LazyFrame
+    data: Callable[[], BinaryIO] | pl.DataFrame | pl.LazyFrame
+
+
+@dataclass(frozen=True, slots=True)
+class LineChunk:
+    """Whole lines of one NDJSON source, as spans of decompressed buffers.
+
+    ``index`` counts the chunks of the source from 0; line numbers continue from one
+    chunk to the next.
+    """
+
+    source: str
+    index: int
+    spans: tuple[Span, ...]
 
 
 # --------------------------------------------------------------------------- expansion
@@ -123,12 +146,8 @@ def _iter_file(path: Path) -> Iterator[RawInput]:
         head = fh.read(4)
     if head in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         yield from _iter_zip(path)
-    elif head.startswith(GZIP_MAGIC):
-        data = _gunzip(path.read_bytes(), name)
-        if data.startswith(ZIP_MAGIC):  # a "json.gz" that really wraps a zip
-            yield from _iter_zip_bytes(data, name)
-        else:
-            yield RawInput(name, data)
+    elif head.startswith(GZIP_MAGIC) and _gzip_wraps_zip(path, name):
+        yield from _iter_zip_bytes(b"".join(_gunzip(_read_pieces(path.open("rb")), name)), name)
     elif head == PARQUET_MAGIC:
         try:
             table = pl.scan_parquet(path)
@@ -137,7 +156,14 @@ def _iter_file(path: Path) -> Iterator[RawInput]:
             raise InputError(name, f"not a readable Parquet file ({exc})") from None
         yield RawInput(name, table)
     else:
-        yield RawInput(name, path.read_bytes())
+        yield RawInput(name, functools.partial(open, path, "rb"))
+
+
+def _gzip_wraps_zip(path: Path, name: str) -> bool:
+    """Whether a gzip file holds a zip (an Export API download saved as ``.json.gz``)."""
+    with path.open("rb") as fh:
+        first = next(_gunzip(_read_pieces(fh, 1 << 16), name, piece_bytes=4), b"")
+    return first.startswith(ZIP_MAGIC)
 
 
 def _member_order(name: str) -> tuple:
@@ -173,12 +199,7 @@ def _iter_zip_members(zf: zipfile.ZipFile, name: str) -> Iterator[RawInput]:
             "zip has no event members (expected <project>/<project>_<yyyy-mm-dd>_<H>#<n>.json.gz)",
         )
     for info in sorted(members, key=lambda i: _member_order(i.filename)):
-        source = f"{name}!{info.filename}"
-        try:
-            raw = zf.read(info)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise InputError(source, f"zip member is corrupt ({exc})") from None
-        yield RawInput(source, raw)  # still gzip: the parse stage decompresses it
+        yield RawInput(f"{name}!{info.filename}", functools.partial(zf.open, info))
 
 
 def _skippable_member(filename: str) -> bool:
@@ -186,93 +207,92 @@ def _skippable_member(filename: str) -> bool:
     return base.startswith(".") or base in _MARKER_NAMES or filename.startswith("__MACOSX/")
 
 
-def _gunzip(data: bytes, source: str) -> bytes:
-    """Decompress gzip data (all members), with ISA-L: about 3x faster than zlib."""
-    parts: list[bytes] = []
-    rest = data
+# --------------------------------------------------------------------------- streaming
+
+
+def _read_pieces(fh: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of a binary file, ``size`` at a time; the file is closed at the end."""
+    with fh:
+        while piece := fh.read(size):
+            yield piece
+
+
+def _gunzip(
+    compressed: Iterable[bytes], source: str, *, piece_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """Decompress a gzip stream (every member) into pieces of at most ``piece_bytes``.
+
+    ISA-L inflates about three times faster than zlib and releases the GIL.
+    """
+    inflater = None
     try:
-        while rest:
-            d = isal_zlib.decompressobj(31)  # 31: gzip header and trailer
-            parts.append(d.decompress(rest))
-            if not d.eof:
+        for data in compressed:
+            while data:
+                if inflater is None:
+                    data = data.lstrip(b"\x00")  # some writers pad between members
+                    if not data:
+                        break
+                    inflater = isal_zlib.decompressobj(31)  # 31: gzip header and trailer
+                out = inflater.decompress(data, piece_bytes)
+                while True:
+                    if out:
+                        yield out
+                    if not inflater.unconsumed_tail:
+                        break
+                    out = inflater.decompress(inflater.unconsumed_tail, piece_bytes)
+                if inflater.eof:
+                    data, inflater = inflater.unused_data, None
+                else:
+                    data = b""
+        if inflater is not None:
+            while out := inflater.decompress(b"", piece_bytes):  # output held back
+                yield out
+            if not inflater.eof:
                 raise InputError(
                     source, "truncated gzip: the compressed stream ends before its end marker"
                 )
-            rest = d.unused_data.lstrip(b"\x00")  # some writers pad between members
     except isal_zlib.error as exc:
         raise InputError(source, f"corrupt gzip data ({exc})") from None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-# --------------------------------------------------------------------------- NDJSON
+def iter_line_chunks(raw: RawInput, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
+    """Stream the NDJSON text of ``raw`` (gzip or plain) as chunks of whole lines.
 
-
-def parse_ndjson(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Parse NDJSON bytes into ``schema`` columns plus ``_line``, ``_malformed`` and ``_raw``.
-
-    The whole buffer goes through polars' reader at once. Only when that fails (a
-    line that is not a JSON object) or lines don't map one-to-one to rows (blank lines)
-    are lines checked one by one, so that each bad line is kept with its line number
-    and the reason instead of failing the file.
-
-    Raises:
-        InputError: no line at all is a JSON object (the file is not NDJSON).
+    A line cut by a chunk boundary is put back together in the next chunk (the only
+    copy made), so a chunk holds about ``chunk_bytes`` of text.
     """
-    data = data.removeprefix(UTF8_BOM)
-    if not data or data.isspace():  # isspace stops at the first other byte
-        return _empty_parsed(schema)
-    expected_rows = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    assert callable(raw.data)
+    source = raw.name
     try:
-        frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError):
-        frame = None
-    if frame is not None and frame.height == expected_rows:
-        frame = _repair_escaped_nested(frame, data, schema)
-        return frame.with_columns(
-            _line=pl.int_range(1, frame.height + 1, dtype=pl.Int64),
-            _malformed=pl.lit(None, pl.String),
-            _raw=pl.lit(None, pl.String),
-        )
-    return _parse_lines(data, source, schema)
-
-
-def _repair_escaped_nested(
-    frame: pl.DataFrame, data: bytes, schema: dict[str, pl.DataType]
-) -> pl.DataFrame:
-    r"""Re-encode the nested JSON columns of lines that hold a backslash escape.
-
-    polars writes a nested object read as ``String`` back out without escaping it again
-    (``"C:\\dir"`` comes out as ``C:\dir``, ``\"`` as a bare quote), which corrupts
-    or drops the value. Only lines with a backslash can be affected, so just those
-    (``data`` has one line per row of ``frame``) are parsed again with orjson.
-    """
-    nested = [c for c in schema if canonical_name(c) in JSON_COLUMNS]
-    if not nested or data.find(b"\\") < 0:
-        return frame
-    rows: list[int] = []
-    objects: list[dict] = []
-    line_no, line_start = 0, 0
-    pos = data.find(b"\\")
-    while pos >= 0:
-        start = data.rfind(b"\n", 0, pos) + 1
-        line_no += data.count(b"\n", line_start, start)
-        line_start = start
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end
-        rows.append(line_no)
-        objects.append(loads_exact(data[start:end]))
-        pos = data.find(b"\\", end)
-    fixed = []
-    for col in nested:
-        values = [_json_text(o.get(col)) for o in objects]
-        column = frame[col].clone()
-        column.scatter(rows, pl.Series(values, dtype=pl.String))
-        fixed.append(column)
-    return frame.with_columns(fixed)
-
-
-def _json_text(value: object) -> str | None:
-    return None if value is None else dumps_exact(value)
+        compressed = _read_pieces(raw.data(), chunk_bytes)
+        head = next(compressed, b"")
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InputError(source, f"zip member is corrupt ({exc})") from None
+    pieces = itertools.chain([head], compressed)
+    if head.startswith(GZIP_MAGIC):
+        pieces = _gunzip(pieces, source, piece_bytes=chunk_bytes)
+    index, carry = 0, b""
+    try:
+        for piece in pieces:
+            cut = piece.rfind(b"\n") + 1
+            if cut == 0:  # no line ends in this piece
+                carry += piece
+                continue
+            spans: list[Span] = []
+            start = 0
+            if carry:
+                start = piece.find(b"\n") + 1
+                joined = carry + piece[:start]
+                spans.append((joined, 0, len(joined)))
+            if cut > start:
+                spans.append((piece, start, cut))
+            carry = piece[cut:]
+            yield LineChunk(source, index, tuple(spans))
+            index += 1
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InputError(source, f"zip member is corrupt ({exc})") from None
+    if carry or index == 0:
+        yield LineChunk(source, index, ((carry, 0, len(carry)),))
 
 
 def first_keys(data: bytes, lines: int = 20) -> list[str]:
@@ -291,58 +311,6 @@ def first_keys(data: bytes, lines: int = 20) -> list[str]:
             break
         start = end + 1
     return []
-
-
-def _parse_lines(data: bytes, source: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    good_lines: list[int] = []
-    good: list[bytes] = []
-    bad: list[tuple[int, str, str]] = []
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            bad.append((number, f"not valid JSON ({exc})", _preview(line)))
-            continue
-        if not isinstance(value, dict):
-            bad.append(
-                (number, f"expected a JSON object, got {type(value).__name__}", _preview(line))
-            )
-            continue
-        good_lines.append(number)
-        good.append(line)
-    if not good:
-        line, reason, _ = bad[0]
-        raise InputError(source, f"not an NDJSON event file: {reason}", line=line)
-    joined = b"\n".join(good)
-    frame = pl.read_ndjson(io.BytesIO(joined), schema=schema)
-    frame = _repair_escaped_nested(frame, joined, schema).with_columns(
-        _line=pl.Series(good_lines, dtype=pl.Int64),
-        _malformed=pl.lit(None, pl.String),
-        _raw=pl.lit(None, pl.String),
-    )
-    if bad:
-        bad_frame = pl.DataFrame(
-            {
-                "_line": [b[0] for b in bad],
-                "_malformed": [b[1] for b in bad],
-                "_raw": [b[2] for b in bad],
-            },
-            schema={"_line": pl.Int64, "_malformed": pl.String, "_raw": pl.String},
-        )
-        frame = pl.concat([frame, bad_frame], how="diagonal_relaxed").sort("_line")
-    return frame
-
-
-def _preview(line: bytes, limit: int = 2000) -> str:
-    return line[:limit].decode("utf-8", errors="replace")
-
-
-def _empty_parsed(schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={**schema, "_line": pl.Int64, "_malformed": pl.String, "_raw": pl.String}
-    )
 
 
 # --------------------------------------------------------------------------- canonical
@@ -399,39 +367,53 @@ def read_events(
     *,
     only_needed: bool = False,
 ) -> Iterator[pl.DataFrame]:
-    """Read any inputs and yield canonical event frames, one per file, member or table.
+    """Read any inputs and yield canonical event frames, one per chunk, file or table.
 
     Rows are numbered in input order across all inputs (the ``_row`` column). Reading
-    is a pipeline of threads: decompressing the next member, parsing the one before,
-    while the caller transforms the one before that. With ``only_needed``, nested
-    JSON columns that ``config`` doesn't use are not decoded from NDJSON (they are
+    is a pipeline of threads: decompressing the next chunk of NDJSON, parsing the one
+    before, while the caller transforms the one before that. With ``only_needed``,
+    nested JSON columns that ``config`` doesn't use are not read from NDJSON (they are
     null), which makes reading faster.
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
-    return prefetched(_canonical(prefetched(iter_raw_inputs(inputs)), config, wanted))
+    units = prefetched(_stream(iter_raw_inputs(inputs)), depth=2)
+    return prefetched(_canonical(units, config, wanted))
+
+
+def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:
+    """NDJSON inputs as chunks of lines; tables as they are."""
+    for raw in raws:
+        if callable(raw.data):
+            yield from iter_line_chunks(raw)
+        else:
+            yield raw
 
 
 def _canonical(
-    units: Iterator[RawInput], config: TransformConfig, wanted: set[str]
+    units: Iterator[LineChunk | RawInput], config: TransformConfig, wanted: set[str]
 ) -> Iterator[pl.DataFrame]:
     uid = config.user_id_ref
     uid_column = uid.name if uid.scope == "column" else None
-    next_row = 0
+    next_row, next_line = 0, 1
+    schema: dict[str, pl.DataType] = {}
     for unit in units:
-        source, raw = unit.name, unit.data
-        del unit  # the decompressed member below is the only full copy held here
-        if isinstance(raw, bytes):
-            data = _gunzip(raw, source) if raw.startswith(GZIP_MAGIC) else raw
-            del raw
-            schema = ndjson_read_schema(uid_column, first_keys(data), json_columns=wanted)
-            parsed = parse_ndjson(data, source, schema)
-            del data
-            lines = parsed["_line"]
+        if isinstance(unit, LineChunk):
+            if unit.index == 0:  # a new file or member: its own key spellings
+                schema = ndjson_read_schema(
+                    uid_column, first_keys(unit.spans[0][0]), json_columns=wanted
+                )
+                next_line = 1
+            parsed, next_line = parse_lines(unit.spans, unit.source, schema, first_line=next_line)
             frame = normalize_frame(
-                parsed.drop("_line"), config, source=source, first_row=next_row, lines=lines
+                parsed.drop("_line"),
+                config,
+                source=unit.source,
+                first_row=next_row,
+                lines=parsed["_line"],
             )
         else:
-            frame = normalize_frame(raw, config, source=source, first_row=next_row)
+            assert not callable(unit.data)
+            frame = normalize_frame(unit.data, config, source=unit.name, first_row=next_row)
         next_row += frame.height
         yield frame

@@ -50,8 +50,9 @@ from .batches import DEFAULT_BATCH_SIZE, iter_batches
 from .config import TransformConfig
 from .errors import InputError
 from .formats import get_format
+from .ndjson import parse_ndjson
 from .normalize import normalize_frame
-from .readers import _file_order, parse_ndjson
+from .readers import _file_order
 from .schema import JSON_COLUMNS, canonical_name, ndjson_read_schema
 from .transform import dedup_key, user_id
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from .config import PLACEHOLDER_USER_IDS, FieldRef, TransformConfig
-from .groups import group_traits_json, primary_groups
+from .groups import GroupResolver, group_traits_json
 from .jsonexpr import json_object_from_pairs, json_value_at, jsonpath_key
 from .report import DROP_REASONS, TransformReport
 
@@ -186,7 +186,10 @@ class Transformer:
     config: TransformConfig = field(default_factory=TransformConfig)
     report: TransformReport = field(default_factory=TransformReport)
     strict: bool = False
-    _seen: pl.Series = field(default_factory=lambda: pl.Series("k", [], pl.String), repr=False)
+    _seen: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"h": pl.UInt64, "k": pl.String}), repr=False
+    )
+    _groups: GroupResolver = field(default_factory=GroupResolver, repr=False)
     _users: pl.DataFrame | None = field(default=None, repr=False)
     _pairs: pl.DataFrame | None = field(default=None, repr=False)
     _quarantine: list[pl.DataFrame] = field(default_factory=list, repr=False)
@@ -207,15 +210,14 @@ class Transformer:
             # Judged upstream over the whole input (e.g. a Spark window by dedup key).
             duplicate = pl.col("_duplicate").fill_null(False)
         else:
-            duplicate = key.is_not_null() & (
-                key.is_in(self._seen.implode()) | ~key.is_first_distinct()
-            )
+            seen = self._seen_before(frame["dedup_key"])
+            duplicate = key.is_not_null() & (seen | ~key.is_first_distinct())
         frame = frame.with_columns(_reason=drop_reason(cfg, duplicate=duplicate))
         self._remember_keys(frame)
         self._account(frame)
 
         kept = frame.filter(pl.col("_reason").is_null())
-        primary = primary_groups(kept)
+        primary = self._groups.primary_groups(kept)
         tracks = kept.join(primary, on="_row", how="left").select(
             "_row",
             "dedup_key",
@@ -234,12 +236,26 @@ class Transformer:
         self._update_pairs(tracks.join(primary.select("_row", "group_traits"), on="_row"))
         return tracks
 
+    def _seen_before(self, keys: pl.Series) -> pl.Series:
+        """Which keys an earlier batch had (null keys: false).
+
+        Key hashes are compared first; only the rare hits are then compared as text,
+        against the few earlier keys with the same hash, so the cost of a batch does
+        not grow with the keys seen before it.
+        """
+        hashes = keys.hash()
+        hit = hashes.is_in(self._seen["h"].implode()) & keys.is_not_null()
+        if not hit.any():
+            return hit
+        same_hash = self._seen.filter(pl.col("h").is_in(hashes.filter(hit).implode()))
+        return hit & keys.is_in(same_hash["k"].implode())
+
     def _remember_keys(self, frame: pl.DataFrame) -> None:
         new = frame.filter(
             pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate")
-        )
+        ).select(pl.col("dedup_key").hash().alias("h"), pl.col("dedup_key").alias("k"))
         if not new.is_empty():
-            self._seen = pl.concat([self._seen, new["dedup_key"].alias("k")], rechunk=False)
+            self._seen = pl.concat([self._seen, new], rechunk=False)
 
     def _account(self, frame: pl.DataFrame) -> None:
         counts = frame.group_by("_reason").len()

@@ -4,11 +4,12 @@
 Runs the same steps as ``accoil_transform.run`` (dry run), but one after another with
 no read-ahead thread, timing each public function:
 
-* decompression: ``readers.iter_raw_inputs`` (zip member read + ISA-L gunzip);
-* JSON decoding: ``readers.parse_ndjson``;
+* decompression: ``readers.iter_line_chunks`` (zip member read + ISA-L gunzip, in chunks);
+* JSON decoding: ``ndjson.parse_lines`` (msgspec, then polars cuts the columns);
 * normalise: ``normalize.normalize_frame``;
-* transform: ``transform.Transformer.feed`` per member, then ``finish``;
-* call encoding: ``calls.build_calls``;
+* transform: ``transform.Transformer.feed`` per chunk, then ``finish``;
+* call encoding: ``calls.track_calls`` per chunk, identify and group calls at the end;
+* spill and merge: ``spill.TrackSpill.add`` per chunk, ``iter_sorted`` at the end;
 * writing: ``output.write_dry_run``.
 
 Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
@@ -37,11 +38,12 @@ from typing import Any
 os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
 
 STAGES = (
-    ("decompression", "readers.iter_raw_inputs"),
-    ("JSON decoding", "readers.parse_ndjson"),
+    ("decompression", "readers.iter_line_chunks"),
+    ("JSON decoding", "ndjson.parse_lines"),
     ("normalise", "normalize.normalize_frame"),
     ("transform", "transform.Transformer.feed/finish"),
-    ("call encoding", "calls.build_calls"),
+    ("call encoding", "calls.track_calls/identify_calls/group_calls"),
+    ("spill and merge", "spill.TrackSpill.add/iter_sorted"),
     ("writing", "output.write_dry_run"),
 )
 
@@ -71,49 +73,64 @@ def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
     """The pipeline of ``accoil_transform.run`` (dry run), stage by stage."""
     import polars as pl
 
-    from accoil_transform import pipeline
-    from accoil_transform.calls import build_calls
+    from accoil_transform.batches import CALLS_SCHEMA
+    from accoil_transform.calls import group_calls, identify_calls, track_calls
     from accoil_transform.config import TransformConfig
     from accoil_transform.formats import get_format
+    from accoil_transform.ndjson import parse_lines
     from accoil_transform.normalize import normalize_frame
     from accoil_transform.output import write_dry_run
-    from accoil_transform.readers import iter_raw_inputs, parse_ndjson
+    from accoil_transform.readers import first_keys, iter_line_chunks, iter_raw_inputs
     from accoil_transform.schema import ndjson_read_schema
-    from accoil_transform.transform import Transformer
+    from accoil_transform.spill import TrackSpill
+    from accoil_transform.transform import Transformer, json_columns_needed
 
-    config = TransformConfig()
+    config = config_ = TransformConfig()
     wire = get_format(fmt)
-    # The track columns run() keeps between members (all of them if that ever changes).
-    keep = getattr(pipeline, "_STREAM_COLUMNS" if fmt == "stream" else "_TRACK_COLUMNS", None)
     uid = config.user_id_ref
-    schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
     clock = Clock()
-    transformer = Transformer(config)
-    units = iter_raw_inputs(str(zip_path))
-    parts: list[pl.DataFrame] = []
-    next_row = 0
-    while (unit := clock("decompression", next, units, None)) is not None:
-        parsed = clock("JSON decoding", parse_ndjson, unit.data, unit.name, schema)
-        lines = parsed["_line"]
-        frame = clock(
-            "normalise",
-            normalize_frame,
-            parsed.drop("_line"),
-            config,
-            source=unit.name,
-            first_row=next_row,
-            lines=lines,
+    transformer = Transformer(config_)
+    next_row, next_line = 0, 1
+    schema: dict[str, pl.DataType] = {}
+    with TrackSpill() as spill:
+        for raw in iter_raw_inputs(str(zip_path)):
+            chunks = iter_line_chunks(raw)
+            while (chunk := clock("decompression", next, chunks, None)) is not None:
+                if chunk.index == 0:
+                    keys = first_keys(chunk.spans[0][0])
+                    schema = ndjson_read_schema(
+                        uid.name if uid.scope == "column" else None,
+                        keys,
+                        json_columns=json_columns_needed(config),
+                    )
+                    next_line = 1
+                parsed, next_line = clock(
+                    "JSON decoding", parse_lines, chunk.spans, chunk.source, schema,
+                    first_line=next_line,
+                )  # fmt: skip
+                frame = clock(
+                    "normalise",
+                    normalize_frame,
+                    parsed.drop("_line"),
+                    config,
+                    source=chunk.source,
+                    first_row=next_row,
+                    lines=parsed["_line"],
+                )
+                del chunk, parsed
+                next_row += frame.height
+                tracks = clock("transform", transformer.feed, frame)
+                calls = clock("call encoding", track_calls, tracks, wire, with_sort_key=True)
+                clock("spill and merge", spill.add, calls)
+                del frame, tracks, calls
+        identifies, groups = clock("transform", transformer.finish)
+        head = clock(
+            "call encoding",
+            lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
         )
-        del unit, parsed
-        next_row += frame.height
-        tracks = clock("transform", transformer.feed, frame)
-        parts.append(tracks.select(keep) if keep else tracks)
-        del frame, tracks
-    identifies, groups = clock("transform", transformer.finish)
-    tracks = pl.concat(parts)
-    del parts
-    calls = clock("call encoding", build_calls, tracks, identifies, groups, wire)
-    clock("writing", write_dry_run, calls, out, wire)
+        merged = clock("spill and merge", lambda: list(spill.iter_sorted()))
+        tail = [chunk.select(list(CALLS_SCHEMA)) for chunk in merged]
+        clock("writing", write_dry_run, [head, *tail], out, wire)
     return clock, next_row
 
 

@@ -87,7 +87,9 @@ def test_truncated_gzip_zip_member(tmp_path: Path, good, make_zip, ndjson_bytes)
     frames = at.read_events(path)
     assert next(frames).height == 5  # the good member before it is read
     with pytest.raises(at.InputError) as info:
-        next(frames)
+        # The member is streamed: its whole lines may come before the end is found cut.
+        for frame in frames:
+            assert frame["_source"].unique().to_list() == [f"{path}!{MEMBER_10}"]
     err = info.value
     assert err.source == f"{path}!{MEMBER_10}"
     assert f"{path}!{MEMBER_10}" in str(err)
@@ -294,7 +296,7 @@ def _mixed_lines(make_event) -> tuple[list[Any], dict[int, str]]:
     ]
     reasons = {
         2: "not valid JSON",
-        4: "expected a JSON object, got list",
+        4: "expected a JSON object, got array",
         5: "event_type",
         6: "event_time",
         8: "event_time",
