@@ -26,8 +26,8 @@ from typing import Any, NamedTuple, TypeAlias
 
 import msgspec
 import polars as pl
-import pyarrow as pa
 
+from .buffers import is_utf8, text_buffer
 from .errors import InputError
 from .schema import JSON_COLUMNS, canonical_name
 
@@ -184,26 +184,9 @@ def _decode_whole(decoder: msgspec.json.Decoder, piece: memoryview, n_lines: int
         rows = decoder.decode_lines(piece)
     except msgspec.DecodeError:
         return None
-    if len(rows) != n_lines or not _is_utf8(piece):  # blank or doubled lines; bad bytes
+    if len(rows) != n_lines or not is_utf8(piece):  # blank or doubled lines; bad bytes
         return None
     return rows
-
-
-def _is_utf8(piece: memoryview) -> bool:
-    """Whether the bytes are UTF-8 (msgspec does not check the keys it skips)."""
-    array = pa.Array.from_buffers(
-        pa.large_binary(), 1, [None, pa.py_buffer(_offsets(piece.nbytes)), pa.py_buffer(piece)]
-    )
-    try:
-        array.cast(pa.large_string())
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=8)
-def _offsets(nbytes: int) -> bytes:
-    return (0).to_bytes(8, "little") + nbytes.to_bytes(8, "little")
 
 
 def _decode_line_by_line(
@@ -347,9 +330,7 @@ def _decode_objects(docs: pl.Series, decoder: msgspec.json.Decoder) -> list[Any]
     """One struct per document (all fields absent for one that is not a JSON object)."""
     if docs.is_empty():
         return []
-    text = docs.to_arrow(compat_level=pl.CompatLevel.oldest())
-    offsets = memoryview(text.buffers()[1]).cast("q")
-    data = memoryview(text.buffers()[2])[offsets[text.offset] : offsets[text.offset + len(text)]]
+    data = text_buffer(docs)
     try:  # the documents back to back: one call for the whole column
         rows = decoder.decode_lines(data)
         if len(rows) == len(docs):

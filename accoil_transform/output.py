@@ -9,8 +9,8 @@ from typing import Any
 
 import polars as pl
 
+from .buffers import text_buffer
 from .formats import CALL_KINDS, DEFAULT_BASE_URL, WireFormat, get_format
-from .jsonexpr import json_encode
 
 
 def dry_run_lines(
@@ -20,18 +20,27 @@ def dry_run_lines(
     base_url: str | None = None,
     url: str | None = None,
 ) -> pl.Series:
-    """One NDJSON line ``{"method","url","body"}`` per call, ``body`` as a JSON object."""
+    """One NDJSON line ``{"method","url","body"}`` per call (no newline), ``body`` as a JSON object."""
+    return _lines(calls, fmt, base_url=base_url, url=url, end="")
+
+
+def _lines(
+    calls: pl.DataFrame,
+    fmt: str | WireFormat,
+    *,
+    base_url: str | None,
+    url: str | None,
+    end: str,
+) -> pl.Series:
     wire = get_format(fmt)
-    urls = {kind: url or wire.url(kind, base_url or DEFAULT_BASE_URL) for kind in wire.kinds}
-    url_expr = pl.col("kind").replace_strict(urls, default=None, return_dtype=pl.String)
-    line = (
-        pl.lit('{"method":"POST","url":')
-        + json_encode(url_expr)
-        + pl.lit(',"body":')
-        + pl.col("body")
-        + pl.lit("}")
-    )
-    return calls.select(line.alias("line")).to_series()
+    prefix = {
+        kind: '{"method":"POST","url":'
+        + json.dumps(url or wire.url(kind, base_url or DEFAULT_BASE_URL))
+        + ',"body":'
+        for kind in wire.kinds
+    }
+    head = pl.col("kind").replace_strict(prefix, default=None, return_dtype=pl.String)
+    return calls.select((head + pl.col("body") + pl.lit("}" + end)).alias("line")).to_series()
 
 
 def write_dry_run(
@@ -51,9 +60,9 @@ def write_dry_run(
     chunks = [calls] if isinstance(calls, pl.DataFrame) else calls
     with open(path, "wb") as fh:
         for chunk in chunks:
-            lines = dry_run_lines(chunk, fmt, base_url=base_url, url=url)
-            # One text column, written unquoted: each value is already a whole NDJSON line.
-            lines.to_frame().write_csv(fh, include_header=False, quote_style="never")
+            if not chunk.is_empty():
+                lines = _lines(chunk, fmt, base_url=base_url, url=url, end="\n")
+                fh.write(text_buffer(lines))
     return path
 
 

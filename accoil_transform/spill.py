@@ -32,7 +32,7 @@ class _Run:
     def slice_rows(self, lo: int, hi: int) -> pl.DataFrame:
         """Rows ``lo:hi`` of the run, reading only the record batches that hold them."""
         first, last = lo // _BATCH_ROWS, (hi - 1) // _BATCH_ROWS
-        with pa.OSFile(str(self.path), "rb") as fh:
+        with pa.memory_map(str(self.path), "rb") as fh:  # batches are views, not copies
             reader = ipc.open_file(fh)
             table = pa.Table.from_batches([reader.get_batch(i) for i in range(first, last + 1)])
         frame = pl.from_arrow(table)
