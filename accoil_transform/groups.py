@@ -131,32 +131,42 @@ class GroupResolver:
     """:func:`primary_groups` that remembers resolved text pairs from batch to batch.
 
     The events of one account carry the same ``groups`` and ``group_properties`` text
-    hour after hour, so each pair is decoded and looked up once per run. At most
-    ``max_texts`` pairs are kept: past that, the memory starts again from the current
-    batch (only speed changes).
+    hour after hour, so each pair is decoded and looked up once per run. Events find
+    their pair by a hash of the two texts, and the texts are then compared, so a hash
+    collision costs time, never a wrong group. At most ``max_texts`` pairs are kept:
+    past that, the memory starts again from the current batch (only speed changes).
     """
 
     def __init__(self, max_texts: int = 100_000) -> None:
         self.max_texts = max_texts
-        self._known: pl.DataFrame | None = None
+        self._known = resolve_group_texts(pl.DataFrame(schema=dict.fromkeys(_TEXTS, pl.String)))
+        self._known = self._known.with_columns(_h=pl.lit(0, pl.UInt64))
 
     def __repr__(self) -> str:
-        known = 0 if self._known is None else self._known.height
-        return f"GroupResolver(known={known}, max_texts={self.max_texts})"
+        return f"GroupResolver(known={self._known.height}, max_texts={self.max_texts})"
 
     def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Each event's primary group; see :func:`primary_groups`."""
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
-        ).select("_row", *_TEXTS)
-        pairs = eligible.select(_TEXTS).unique()
-        if self._known is not None:
-            pairs = pairs.join(self._known, on=_TEXTS, how="anti")
-        resolved = resolve_group_texts(pairs)
-        known = resolved if self._known is None else pl.concat([self._known, resolved])
-        self._known = known if known.height <= self.max_texts else resolved
-        out = eligible.join(known, on=_TEXTS, how="inner")
-        return out.filter(pl.col("group_id").is_not_null()).select("_row", *PRIMARY_GROUP_SCHEMA)
+        ).select("_row", *_TEXTS, _h=pl.struct(_TEXTS).hash())
+        found = self._match(eligible)
+        missing = eligible.join(found.select("_row"), on="_row", how="anti")
+        if not missing.is_empty():
+            resolved = resolve_group_texts(missing.select(_TEXTS).unique()).with_columns(
+                _h=pl.struct(_TEXTS).hash()
+            )
+            known = pl.concat([self._known, resolved])
+            self._known = known if known.height <= self.max_texts else resolved
+            found = pl.concat([found, self._match(missing)])
+        return found.filter(pl.col("group_id").is_not_null()).select("_row", *PRIMARY_GROUP_SCHEMA)
+
+    def _match(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Events whose texts are known, with their group columns."""
+        known = self._known.rename({t: f"_known_{t}" for t in _TEXTS})
+        return events.join(known, on="_h", how="inner").filter(
+            *[pl.col(t) == pl.col(f"_known_{t}") for t in _TEXTS]
+        )
 
 
 def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:

@@ -57,13 +57,25 @@ def _line_decoder(keys: tuple[str, ...]) -> tuple[msgspec.json.Decoder, Callable
 
 
 @dataclass
-class _Decoded:
-    """What the pieces of one chunk decoded to, before it becomes columns."""
+class DecodedLines:
+    """NDJSON lines decoded by msgspec, before polars makes them columns (:meth:`to_frame`).
 
+    The two steps are apart so that they can run in different threads: decoding holds
+    the GIL, making columns does not.
+    """
+
+    keys: tuple[str, ...]
+    next_line: int = 1  # the number of the line after the text
     flats: list[bytes] = field(default_factory=list)  # values of each good run, joined
     rows: int = 0
     lines: list[pl.Series] = field(default_factory=list)  # line number of each good row
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+
+    def to_frame(self, json_columns: Iterable[str] | None = None) -> pl.DataFrame:
+        """The rows as a frame; see :func:`parse_lines` for the columns."""
+        if json_columns is None:
+            json_columns = [k for k in self.keys if canonical_name(k) in JSON_COLUMNS]
+        return _to_frame(self, self.keys, set(json_columns))
 
 
 class ParsedLines(NamedTuple):
@@ -110,10 +122,21 @@ def parse_lines(
         InputError: the text starts at line 1 and no line of it is a JSON object (it is
             not NDJSON).
     """
+    decoded = decode_lines(data, source, tuple(schema), first_line=first_line)
+    return ParsedLines(decoded.to_frame(json_columns), decoded.next_line)
+
+
+def decode_lines(
+    data: bytes | Sequence[Span], source: str, keys: Sequence[str], *, first_line: int = 1
+) -> DecodedLines:
+    """The msgspec half of :func:`parse_lines`: decode the lines, keep the values of ``keys``.
+
+    Raises:
+        InputError: the text starts at line 1 and no line of it is a JSON object.
+    """
     spans = [(data, 0, len(data))] if isinstance(data, bytes) else list(data)
-    keys = tuple(schema)
-    decoder, values = _line_decoder(keys)
-    decoded = _Decoded()
+    decoded = DecodedLines(tuple(keys))
+    decoder, values = _line_decoder(decoded.keys)
     line = first_line
     for i, (buffer, start, end) in enumerate(spans):
         if i == 0 and first_line == 1 and buffer.startswith(UTF8_BOM, start, end):
@@ -122,9 +145,8 @@ def parse_lines(
     if decoded.rows == 0 and decoded.bad and first_line == 1:
         number, reason, _ = decoded.bad[0]
         raise InputError(source, f"not an NDJSON event file: {reason}", line=number)
-    if json_columns is None:
-        json_columns = [k for k in keys if canonical_name(k) in JSON_COLUMNS]
-    return ParsedLines(_to_frame(decoded, keys, set(json_columns)), line)
+    decoded.next_line = line
+    return decoded
 
 
 def _decode_span(
@@ -134,7 +156,7 @@ def _decode_span(
     line: int,
     decoder: msgspec.json.Decoder,
     values: Callable[[Any], Any],
-    out: _Decoded,
+    out: DecodedLines,
 ) -> int:
     """Decode the whole lines of ``buffer[start:end]`` into ``out``; return the next line number."""
     view = memoryview(buffer)
@@ -194,7 +216,7 @@ def _decode_line_by_line(
     first: int,
     decoder: msgspec.json.Decoder,
     values: Callable[[Any], Any],
-    out: _Decoded,
+    out: DecodedLines,
 ) -> None:
     good: list[Any] = []
     numbers: list[int] = []
@@ -231,7 +253,7 @@ def _preview(line: bytes) -> str:
 # --------------------------------------------------------------------------- columns
 
 
-def _to_frame(decoded: _Decoded, keys: tuple[str, ...], json_keys: set[str]) -> pl.DataFrame:
+def _to_frame(decoded: DecodedLines, keys: tuple[str, ...], json_keys: set[str]) -> pl.DataFrame:
     schema = {key: pl.String() for key in keys}
     if decoded.rows:
         flats = pl.Series(decoded.flats, dtype=pl.Binary).cast(pl.String)

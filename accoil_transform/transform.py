@@ -217,8 +217,8 @@ class Transformer:
         self._account(frame)
 
         kept = frame.filter(pl.col("_reason").is_null())
-        primary = self._groups.primary_groups(kept)
-        tracks = kept.join(primary, on="_row", how="left").select(
+        grouped = kept.join(self._groups.primary_groups(kept), on="_row", how="left")
+        tracks = grouped.select(
             "_row",
             "dedup_key",
             "event_time",
@@ -233,7 +233,7 @@ class Transformer:
             group_traits_json(pl.col("group_id"), pl.col("group_traits")).alias("groupTraits"),
         )
         self._update_users(kept)
-        self._update_pairs(tracks.join(primary.select("_row", "group_traits"), on="_row"))
+        self._update_pairs(grouped)
         return tracks
 
     def _seen_before(self, keys: pl.Series) -> pl.Series:
@@ -244,10 +244,12 @@ class Transformer:
         not grow with the keys seen before it.
         """
         hashes = keys.hash()
-        hit = hashes.is_in(self._seen["h"].implode()) & keys.is_not_null()
-        if not hit.any():
-            return hit
-        same_hash = self._seen.filter(pl.col("h").is_in(hashes.filter(hit).implode()))
+        # Probe the earlier hashes against this batch's (a small set), not the reverse:
+        # building a set of every earlier hash would cost a pass over them per batch.
+        same_hash = self._seen.filter(pl.col("h").is_in(hashes.implode()))
+        if same_hash.is_empty():
+            return pl.Series(keys.name, [False] * keys.len(), pl.Boolean)
+        hit = hashes.is_in(same_hash["h"].implode()) & keys.is_not_null()
         return hit & keys.is_in(same_hash["k"].implode())
 
     def _remember_keys(self, frame: pl.DataFrame) -> None:
@@ -291,9 +293,11 @@ class Transformer:
             latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
         )
 
-    def _update_pairs(self, tracks: pl.DataFrame) -> None:
+    def _update_pairs(self, grouped: pl.DataFrame) -> None:
         latest = _latest(
-            tracks.select("userId", "groupId", "event_time", "_row", "group_traits"),
+            grouped.filter(pl.col("group_id").is_not_null()).select(
+                "userId", pl.col("group_id").alias("groupId"), "event_time", "_row", "group_traits"
+            ),
             ["userId", "groupId"],
         )
         self._pairs = (
