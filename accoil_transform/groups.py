@@ -127,6 +127,11 @@ def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _pair_hash() -> pl.Expr:
+    """A hash of the two texts (only a shortcut: matches are then compared as text)."""
+    return pl.struct(_TEXTS).hash()
+
+
 class GroupResolver:
     """:func:`primary_groups` that remembers resolved text pairs from batch to batch.
 
@@ -149,12 +154,12 @@ class GroupResolver:
         """Each event's primary group; see :func:`primary_groups`."""
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
-        ).select("_row", *_TEXTS, _h=pl.struct(_TEXTS).hash())
+        ).select("_row", *_TEXTS, _h=_pair_hash())
         found = self._match(eligible)
         missing = eligible.join(found.select("_row"), on="_row", how="anti")
         if not missing.is_empty():
             resolved = resolve_group_texts(missing.select(_TEXTS).unique()).with_columns(
-                _h=pl.struct(_TEXTS).hash()
+                _h=_pair_hash()
             )
             known = pl.concat([self._known, resolved])
             self._known = known if known.height <= self.max_texts else resolved

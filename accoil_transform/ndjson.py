@@ -247,7 +247,8 @@ def _decode_line_by_line(
 
 
 def _preview(line: bytes) -> str:
-    return line[:_PREVIEW_BYTES].decode("utf-8", errors="replace")
+    """The start of a bad line for the quarantine (without a CRLF's carriage return)."""
+    return line.removesuffix(b"\r")[:_PREVIEW_BYTES].decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------- columns

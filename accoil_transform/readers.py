@@ -402,7 +402,7 @@ def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:
     """NDJSON inputs as chunks of lines; tables as they are."""
     for i, raw in enumerate(raws):
         if callable(raw.data):
-            yield from iter_line_chunks(raw, small_first=i == 0)
+            yield from iter_line_chunks(raw, CHUNK_BYTES, small_first=i == 0)
         else:
             yield raw
 

@@ -147,6 +147,11 @@ def drop_reason(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
 # --------------------------------------------------------------------------- state
 
 
+def _key_hash(keys: pl.Series | pl.Expr) -> pl.Series | pl.Expr:
+    """A hash of dedup keys (only a shortcut: hits are then compared as text)."""
+    return keys.hash()
+
+
 def _latest(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """Per key, the row with the greatest event_time; on a tie, the last in input order."""
     return frame.sort(["event_time", "_row"]).unique(by, keep="last", maintain_order=False)
@@ -243,7 +248,7 @@ class Transformer:
         against the few earlier keys with the same hash, so the cost of a batch does
         not grow with the keys seen before it.
         """
-        hashes = keys.hash()
+        hashes = _key_hash(keys)
         # Probe the earlier hashes against this batch's (a small set), not the reverse:
         # building a set of every earlier hash would cost a pass over them per batch.
         same_hash = self._seen.filter(pl.col("h").is_in(hashes.implode()))
@@ -255,7 +260,7 @@ class Transformer:
     def _remember_keys(self, frame: pl.DataFrame) -> None:
         new = frame.filter(
             pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate")
-        ).select(pl.col("dedup_key").hash().alias("h"), pl.col("dedup_key").alias("k"))
+        ).select(_key_hash(pl.col("dedup_key")).alias("h"), pl.col("dedup_key").alias("k"))
         if not new.is_empty():
             self._seen = pl.concat([self._seen, new], rechunk=False)
 
