@@ -32,3 +32,13 @@ def is_utf8(data: bytes | memoryview) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
+
+
+def compacted(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its text in buffers of its own.
+
+    A polars string column is views into shared buffers, so a few rows kept from a
+    batch (a user's latest traits) keep the whole batch's text alive. State kept
+    across batches is compacted, so that memory follows the state, not the input.
+    """
+    return pl.DataFrame(pl.from_arrow(frame.to_arrow(compat_level=pl.CompatLevel.oldest())))

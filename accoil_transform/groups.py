@@ -12,6 +12,7 @@ from __future__ import annotations
 import orjson
 import polars as pl
 
+from .buffers import compacted
 from .jsonexpr import (
     RISKY_NUMBER,
     dumps_exact,
@@ -161,8 +162,8 @@ class GroupResolver:
             resolved = resolve_group_texts(missing.select(_TEXTS).unique()).with_columns(
                 _h=_pair_hash()
             )
-            known = pl.concat([self._known, resolved])
-            self._known = known if known.height <= self.max_texts else resolved
+            known = pl.concat([self._known, compacted(resolved)])
+            self._known = known if known.height <= self.max_texts else compacted(resolved)
             found = pl.concat([found, self._match(missing)])
         return found.filter(pl.col("group_id").is_not_null()).select("_row", *PRIMARY_GROUP_SCHEMA)
 

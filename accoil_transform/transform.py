@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from .buffers import compacted
 from .config import PLACEHOLDER_USER_IDS, FieldRef, TransformConfig
 from .groups import GroupResolver, group_traits_json
 from .jsonexpr import json_object_from_pairs, json_value_at, jsonpath_key
@@ -262,7 +263,7 @@ class Transformer:
             pl.col("dedup_key").is_not_null() & pl.col("_reason").ne_missing("duplicate")
         ).select(_key_hash(pl.col("dedup_key")).alias("h"), pl.col("dedup_key").alias("k"))
         if not new.is_empty():
-            self._seen = pl.concat([self._seen, new], rechunk=False)
+            self._seen = pl.concat([self._seen, compacted(new)], rechunk=False)
 
     def _account(self, frame: pl.DataFrame) -> None:
         counts = frame.group_by("_reason").len()
@@ -281,11 +282,13 @@ class Transformer:
             first = bad.row(0, named=True)
             raise InputError(first["_source"], first["_malformed"], line=first["_line"])
         self._quarantine.append(
-            bad.select(
-                pl.col("_source").alias("source"),
-                pl.col("_line").alias("line"),
-                pl.col("_malformed").alias("reason"),
-                pl.col("_raw").alias("raw"),
+            compacted(
+                bad.select(
+                    pl.col("_source").alias("source"),
+                    pl.col("_line").alias("line"),
+                    pl.col("_malformed").alias("reason"),
+                    pl.col("_raw").alias("raw"),
+                )
             )
         )
 
@@ -294,9 +297,10 @@ class Transformer:
             kept.select("userId", "event_time", "_row", "user_properties", "event_properties"),
             ["userId"],
         )
-        self._users = (
+        users = (
             latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
         )
+        self._users = compacted(users)
 
     def _update_pairs(self, grouped: pl.DataFrame) -> None:
         latest = _latest(
@@ -305,11 +309,8 @@ class Transformer:
             ),
             ["userId", "groupId"],
         )
-        self._pairs = (
-            latest
-            if self._pairs is None
-            else _latest(pl.concat([self._pairs, latest]), ["userId", "groupId"])
-        )
+        pairs = latest if self._pairs is None else pl.concat([self._pairs, latest])
+        self._pairs = compacted(_latest(pairs, ["userId", "groupId"]))
 
     def finish(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The identify and group records, after the last batch."""
