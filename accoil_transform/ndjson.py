@@ -17,7 +17,6 @@ with its number and the reason.
 from __future__ import annotations
 
 import functools
-import itertools
 import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -42,9 +41,13 @@ _ABSENT = msgspec.Raw()  # a key missing from the line (a JSON null is b"null")
 _PREVIEW_BYTES = 2000
 
 
+Getters: TypeAlias = tuple[Callable[[Any], Any], ...]
+
+
 @functools.lru_cache(maxsize=64)
-def _line_decoder(keys: tuple[str, ...]) -> tuple[msgspec.json.Decoder, Callable[[Any], Any]]:
-    """A decoder of lines into a struct of ``keys`` (as spelled in the file), and its getter."""
+def _line_decoder(keys: tuple[str, ...]) -> tuple[msgspec.json.Decoder, Getters]:
+    """A decoder of lines into a struct of ``keys`` (as spelled in the file), and a getter
+    of each key's value."""
     names = [f"f{i}" for i in range(len(keys))]
     struct = msgspec.defstruct(
         "Line",
@@ -52,8 +55,7 @@ def _line_decoder(keys: tuple[str, ...]) -> tuple[msgspec.json.Decoder, Callable
         rename=dict(zip(names, keys, strict=True)),
         gc=False,  # rows hold only Raw values: no reference cycles to collect
     )
-    getter = operator.attrgetter(*names)
-    return msgspec.json.Decoder(struct), (getter if len(names) > 1 else lambda r: (getter(r),))
+    return msgspec.json.Decoder(struct), tuple(operator.attrgetter(name) for name in names)
 
 
 @dataclass
@@ -66,7 +68,7 @@ class DecodedLines:
 
     keys: tuple[str, ...]
     next_line: int = 1  # the number of the line after the text
-    flats: list[bytes] = field(default_factory=list)  # values of each good run, joined
+    flats: list[list[bytes]] = field(default_factory=list)  # per key: each good run, joined
     rows: int = 0
     lines: list[pl.Series] = field(default_factory=list)  # line number of each good row
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
@@ -137,6 +139,7 @@ def decode_lines(
     spans = [(data, 0, len(data))] if isinstance(data, bytes) else list(data)
     decoded = DecodedLines(tuple(keys))
     decoder, values = _line_decoder(decoded.keys)
+    decoded.flats = [[] for _ in decoded.keys]
     line = first_line
     for i, (buffer, start, end) in enumerate(spans):
         if i == 0 and first_line == 1 and buffer.startswith(UTF8_BOM, start, end):
@@ -155,7 +158,7 @@ def _decode_span(
     end: int,
     line: int,
     decoder: msgspec.json.Decoder,
-    values: Callable[[Any], Any],
+    values: Getters,
     out: DecodedLines,
 ) -> int:
     """Decode the whole lines of ``buffer[start:end]`` into ``out``; return the next line number."""
@@ -171,7 +174,7 @@ def _decode_span(
         piece = view[start:stop]
         rows = _decode_whole(decoder, piece, n_lines)
         if rows is not None:
-            out.flats.append(_SEPARATOR.join(itertools.chain.from_iterable(map(values, rows))))
+            _add_values(out, rows, values)
             out.lines.append(pl.int_range(line, line + n_lines, dtype=pl.Int64, eager=True))
             out.rows += n_lines
         else:
@@ -180,6 +183,12 @@ def _decode_span(
         start = stop
         time.sleep(0)  # let other threads take the GIL between pieces
     return line
+
+
+def _add_values(out: DecodedLines, rows: list[Any], values: Getters) -> None:
+    """Each key's values of ``rows``, joined by newlines (a value never holds one)."""
+    for flat, value in zip(out.flats, values, strict=True):
+        flat.append(_SEPARATOR.join(map(value, rows)))
 
 
 def _count_lines(buffer: bytes, start: int, stop: int) -> int:
@@ -215,7 +224,7 @@ def _decode_line_by_line(
     piece: bytes,
     first: int,
     decoder: msgspec.json.Decoder,
-    values: Callable[[Any], Any],
+    values: Getters,
     out: DecodedLines,
 ) -> None:
     good: list[Any] = []
@@ -241,7 +250,7 @@ def _decode_line_by_line(
         good.append(row)
         numbers.append(number)
     if good:
-        out.flats.append(_SEPARATOR.join(itertools.chain.from_iterable(map(values, good))))
+        _add_values(out, good, values)
         out.lines.append(pl.Series(numbers, dtype=pl.Int64))
         out.rows += len(good)
 
@@ -257,11 +266,14 @@ def _preview(line: bytes) -> str:
 def _to_frame(decoded: DecodedLines, keys: tuple[str, ...], json_keys: set[str]) -> pl.DataFrame:
     schema = {key: pl.String() for key in keys}
     if decoded.rows:
-        flats = pl.Series(decoded.flats, dtype=pl.Binary).cast(pl.String)
-        cells = flats.str.split("\n").explode().reshape((decoded.rows, len(keys)))
-        frame = cells.to_frame("cells").select(
-            _value(pl.col("cells").arr.get(i), json=key in json_keys).alias(key)
-            for i, key in enumerate(keys)
+        flats = pl.DataFrame(
+            [
+                pl.Series(key, flat, dtype=pl.Binary)
+                for key, flat in zip(keys, decoded.flats, strict=True)
+            ]
+        )
+        frame = flats.select(  # one column per key, split in parallel
+            _value(_cells(key), json=key in json_keys).alias(key) for key in keys
         )
         frame = _unescape_strings(frame, [k for k in keys if k not in json_keys])
         frame = frame.with_columns(
@@ -281,6 +293,11 @@ def _to_frame(decoded: DecodedLines, keys: tuple[str, ...], json_keys: set[str])
         )
         frame = pl.concat([frame, bad], how="diagonal").sort("_line")
     return frame
+
+
+def _cells(key: str) -> pl.Expr:
+    """One value per row from a column of newline-joined values."""
+    return pl.col(key).cast(pl.String).str.split("\n").explode()
 
 
 def _value(cell: pl.Expr, *, json: bool) -> pl.Expr:
@@ -331,17 +348,13 @@ def object_fields(docs: pl.Series, keys: Sequence[str]) -> pl.DataFrame:
     rows = _decode_objects(present, decoder)
     if not rows:
         return pl.DataFrame({key: pl.Series([None] * docs.len(), dtype=pl.String) for key in keys})
-    flat = _SEPARATOR.join(itertools.chain.from_iterable(map(values, rows)))
-    cells = (
-        pl.Series([flat], dtype=pl.Binary)
-        .cast(pl.String)
-        .str.split("\n")
-        .explode()
-        .reshape((len(rows), len(keys)))
+    flats = pl.DataFrame(
+        [
+            pl.Series(key, [_SEPARATOR.join(map(value, rows))], pl.Binary)
+            for key, value in zip(keys, values, strict=True)
+        ]
     )
-    found = cells.to_frame("cells").select(
-        pl.col("cells").arr.get(i).replace("", None).alias(key) for i, key in enumerate(keys)
-    )
+    found = flats.select(_cells(key).replace("", None) for key in keys)
     if present.len() == docs.len():
         return found
     index = (valid.cast(pl.Int64).cum_sum() - 1).clip(lower_bound=0)
