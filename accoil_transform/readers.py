@@ -393,9 +393,9 @@ def read_events(
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
-    units = prefetched(_stream(iter_raw_inputs(inputs)), depth=2)
-    decoded = prefetched(_decode(units, config, wanted), depth=2)
-    return prefetched(_canonical(decoded, config), depth=2)
+    units = prefetched(_stream(iter_raw_inputs(inputs)))
+    decoded = prefetched(_decode(units, config, wanted))
+    return prefetched(_canonical(decoded, config))
 
 
 def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:

@@ -2,8 +2,9 @@
 
 Identify and group calls are only known after the last input batch, yet they must be
 sent (and written) before any track call. Keeping every track call in memory until then
-would make memory grow with the input, so each batch's track calls go to a sorted Arrow
-IPC run on disk instead. At the end, the runs are merged by (event time, input order)
+would make memory grow with the input, so each batch's track calls become a sorted run:
+kept in memory while all runs together fit in ``memory_bytes``, written to an Arrow IPC
+file on disk past that. At the end, the runs are merged by (event time, input order)
 one window of rows at a time: memory holds the window's rows, plus two integers of sort
 key per call.
 """
@@ -24,13 +25,21 @@ SORT_KEY = ["event_time", "_row"]
 _BATCH_ROWS = 8_192
 
 
-@dataclass
+#: Runs stay in memory while they take up to this much in all.
+DEFAULT_MEMORY_BYTES = 256 << 20
+
+
+@dataclass(eq=False)
 class _Run:
-    path: Path
-    keys: pl.DataFrame  # event_time (i64 µs), _row, in file order (sorted)
+    keys: pl.DataFrame  # event_time (i64 µs), _row, in run order (sorted)
+    frame: pl.DataFrame | None = None  # in memory, or
+    path: Path | None = None  # on disk
 
     def slice_rows(self, lo: int, hi: int) -> pl.DataFrame:
         """Rows ``lo:hi`` of the run, reading only the record batches that hold them."""
+        if self.frame is not None:
+            return self.frame.slice(lo, hi - lo)
+        assert self.path is not None
         first, last = lo // _BATCH_ROWS, (hi - 1) // _BATCH_ROWS
         with pa.memory_map(str(self.path), "rb") as fh:  # batches are views, not copies
             reader = ipc.open_file(fh)
@@ -43,28 +52,45 @@ class _Run:
 class TrackSpill:
     """A sorted spill of track calls (``event_time``, ``_row`` and any other columns)."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
-        self._tmp = tempfile.TemporaryDirectory(prefix="accoil-spill-", dir=directory)
+    def __init__(
+        self, directory: str | Path | None = None, *, memory_bytes: int = DEFAULT_MEMORY_BYTES
+    ) -> None:
+        self._directory = directory
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._runs: list[_Run] = []
-        self._schema: pl.Schema | None = None
+        self._memory_bytes = memory_bytes
+        self._in_memory = 0  # bytes of the runs kept in memory
         self.rows = 0
 
     def __repr__(self) -> str:
-        return f"TrackSpill(runs={len(self._runs)}, rows={self.rows})"
+        on_disk = sum(run.path is not None for run in self._runs)
+        return f"TrackSpill(runs={len(self._runs)}, on_disk={on_disk}, rows={self.rows})"
 
     def add(self, calls: pl.DataFrame) -> None:
-        """Spill one batch of calls as a sorted run."""
+        """Add one batch of calls as a sorted run (in memory while within the budget)."""
         if calls.is_empty():
             return
-        self._schema = self._schema or calls.schema
         run = calls.sort(SORT_KEY)
-        path = Path(self._tmp.name) / f"run-{len(self._runs):06d}.arrow"
-        table = run.to_arrow()
+        keys = run.select(pl.col("event_time").dt.epoch("us"), pl.col("_row"))
+        self._runs.append(_Run(keys, frame=run))
+        self._in_memory += run.estimated_size()
+        self.rows += run.height
+        if self._in_memory > self._memory_bytes:
+            for number, memory_run in enumerate(self._runs):
+                if memory_run.frame is not None:
+                    self._write(memory_run, number)
+            self._in_memory = 0
+
+    def _write(self, run: _Run, number: int) -> None:
+        """Move a run from memory to an Arrow IPC file."""
+        assert run.frame is not None
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="accoil-spill-", dir=self._directory)
+        path = Path(self._tmp.name) / f"run-{number:06d}.arrow"
+        table = run.frame.to_arrow()
         with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=_BATCH_ROWS)
-        keys = run.select(pl.col("event_time").dt.epoch("us"), pl.col("_row"))
-        self._runs.append(_Run(path, keys))
-        self.rows += run.height
+        run.frame, run.path = None, path
 
     def iter_sorted(self, window_rows: int = 50_000) -> Iterator[pl.DataFrame]:
         """All spilled calls in (event time, input order), ``window_rows`` at a time."""
@@ -84,7 +110,9 @@ class TrackSpill:
 
     def close(self) -> None:
         self._runs.clear()
-        self._tmp.cleanup()
+        self._in_memory = 0
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
     def __enter__(self) -> TrackSpill:
         return self

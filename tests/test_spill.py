@@ -26,14 +26,15 @@ def batch(rows: list[tuple[int, int]]) -> pl.DataFrame:
 @given(
     batches=st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=60), min_size=1, max_size=6),
     window=st.integers(1, 50),
+    memory=st.sampled_from([0, 1_500, 1 << 30]),  # all on disk, some runs, all in memory
 )
-def test_merge_equals_a_global_sort(batches, window):
+def test_merge_equals_a_global_sort(batches, window, memory):
     row = 0
     frames = []
     for seconds in batches:
         frames.append(batch([(s, row + i) for i, s in enumerate(seconds)]))
         row += len(seconds)
-    with TrackSpill() as spill:
+    with TrackSpill(memory_bytes=memory) as spill:
         for f in frames:
             spill.add(f)
         chunks = list(spill.iter_sorted(window_rows=window))
@@ -46,11 +47,26 @@ def test_merge_equals_a_global_sort(batches, window):
 
 def test_runs_larger_than_a_record_batch_are_read_in_slices(tmp_path):
     n = 20_000  # more than one 8,192-row record batch per run
-    with TrackSpill(tmp_path) as spill:
+    with TrackSpill(tmp_path, memory_bytes=0) as spill:
         spill.add(batch([(i % 977, i) for i in range(n)]))
         spill.add(batch([(i % 13, n + i) for i in range(n)]))
         assert list(tmp_path.iterdir())  # spilled to disk, in the given folder
+        assert "on_disk=2" in repr(spill)
         out = pl.concat(list(spill.iter_sorted(window_rows=5_000)))
     assert out.height == 2 * n
     assert out.equals(out.sort(["event_time", "_row"]))
     assert not list(tmp_path.iterdir())  # cleaned up
+
+
+def test_runs_stay_in_memory_within_the_budget_and_go_to_disk_past_it(tmp_path):
+    first = batch([(i % 7, i) for i in range(1_000)])
+    with TrackSpill(tmp_path, memory_bytes=first.estimated_size() * 3 // 2) as spill:
+        spill.add(first)
+        assert not list(tmp_path.iterdir()) and "on_disk=0" in repr(spill)
+        spill.add(batch([(i % 5, 1_000 + i) for i in range(1_000)]))  # over the budget
+        assert "on_disk=2" in repr(spill)
+        spill.add(batch([(3, 2_000)]))  # a new run is in memory again
+        assert "runs=3, on_disk=2" in repr(spill)
+        out = pl.concat(list(spill.iter_sorted(window_rows=300)))
+    assert out.height == 2_001
+    assert out.equals(out.sort(["event_time", "_row"]))
