@@ -23,6 +23,8 @@ from .jsonexpr import (
 )
 
 GROUPS_DTYPE = pl.Map(pl.String, pl.List(pl.String))
+#: ``groupTraits`` of an event without a primary group.
+EMPTY_GROUP_TRAITS = "[]"
 _LOOKUP_KEYS = ["group_properties", "group_type", "group_id"]
 
 #: Columns :func:`primary_groups` adds.
@@ -105,7 +107,8 @@ def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
     """The primary group of each distinct (``groups``, ``group_properties``) text pair.
 
     Adds ``group_id``, ``group_type`` and ``group_traits`` (JSON text) to ``texts``;
-    they are null for a pair without a candidate.
+    they are null for a pair without a candidate. Also ``groupTraits``, the track field
+    built from them (``[]`` without a candidate), so that it is built once per pair.
     """
     first = (
         group_candidates(texts.select("groups").unique(), key="groups")
@@ -124,7 +127,11 @@ def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
             )
         )
         .pipe(_override_group_type_keys)
-        .select(*_TEXTS, *PRIMARY_GROUP_SCHEMA)
+        .select(
+            *_TEXTS,
+            *PRIMARY_GROUP_SCHEMA,
+            groupTraits=group_traits_json(pl.col("group_id"), pl.col("group_traits")),
+        )
     )
 
 
@@ -152,7 +159,7 @@ class GroupResolver:
         return f"GroupResolver(known={self._known.height}, max_texts={self.max_texts})"
 
     def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Each event's primary group; see :func:`primary_groups`."""
+        """Each event's primary group; see :func:`primary_groups`. Also ``groupTraits``."""
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
         ).select("_row", *_TEXTS, _h=_pair_hash())
@@ -165,7 +172,9 @@ class GroupResolver:
             known = pl.concat([self._known, compacted(resolved)])
             self._known = known if known.height <= self.max_texts else compacted(resolved)
             found = pl.concat([found, self._match(missing)])
-        return found.filter(pl.col("group_id").is_not_null()).select("_row", *PRIMARY_GROUP_SCHEMA)
+        return found.filter(pl.col("group_id").is_not_null()).select(
+            "_row", *PRIMARY_GROUP_SCHEMA, "groupTraits"
+        )
 
     def _match(self, events: pl.DataFrame) -> pl.DataFrame:
         """Events whose texts are known, with their group columns."""
@@ -185,7 +194,7 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
     text, so the work (decoding, sorting candidates, the JSONPath lookup) is done once
     per distinct pair of texts and joined back to the events.
     """
-    return GroupResolver().primary_groups(frame)
+    return GroupResolver().primary_groups(frame).select("_row", *PRIMARY_GROUP_SCHEMA)
 
 
 def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
@@ -247,4 +256,4 @@ def group_traits_json(group_id: pl.Expr, traits: pl.Expr) -> pl.Expr:
         + traits
         + pl.lit("}]")
     )
-    return pl.when(group_id.is_not_null()).then(one).otherwise(pl.lit("[]"))
+    return pl.when(group_id.is_not_null()).then(one).otherwise(pl.lit(EMPTY_GROUP_TRAITS))

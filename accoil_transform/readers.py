@@ -386,10 +386,11 @@ def read_events(
     """Read any inputs and yield canonical event frames, one per chunk, file or table.
 
     Rows are numbered in input order across all inputs (the ``_row`` column). Reading
-    is a pipeline of threads: decompressing the next chunk of NDJSON, parsing the one
-    before, while the caller transforms the one before that. With ``only_needed``,
-    nested JSON columns that ``config`` doesn't use are not read from NDJSON (they are
-    null), which makes reading faster.
+    is a pipeline of three threads, a chunk apart: one decompresses NDJSON, one decodes
+    it with msgspec (the only step that holds the GIL), one makes polars columns and
+    normalises them, while the caller transforms the chunk before. With
+    ``only_needed``, nested JSON columns that ``config`` doesn't use are not read from
+    NDJSON (they are null), which makes reading faster.
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)

@@ -15,7 +15,7 @@ import polars as pl
 
 from .buffers import compacted
 from .config import PLACEHOLDER_USER_IDS, FieldRef, TransformConfig
-from .groups import GroupResolver, group_traits_json
+from .groups import EMPTY_GROUP_TRAITS, GroupResolver
 from .jsonexpr import json_object_from_pairs, json_value_at, jsonpath_key
 from .report import DROP_REASONS, TransformReport
 
@@ -236,7 +236,7 @@ class Transformer:
             properties_object(cfg.property_refs).alias("properties"),
             pl.col("group_id").alias("groupId"),
             pl.col("group_type").alias("groupType"),
-            group_traits_json(pl.col("group_id"), pl.col("group_traits")).alias("groupTraits"),
+            pl.col("groupTraits").fill_null(EMPTY_GROUP_TRAITS),
         )
         self._update_users(kept)
         self._update_pairs(grouped)
