@@ -8,8 +8,8 @@ and polars cuts the buffers of a whole chunk into columns, so no Python code run
 value.
 
 The chunk is decoded a piece (about a megabyte of lines) at a time. msgspec holds the
-GIL while it decodes, and short calls with a yield between them let the polars work
-of other threads go on. A piece that fails as a whole (a malformed line, a blank line,
+GIL while it decodes; short calls, with the UTF-8 check (which releases the GIL) between
+them, let the polars work of other threads go on. A piece that fails as a whole (a malformed line, a blank line,
 bytes that are not UTF-8) is decoded again line by line, so that each bad line is kept
 with its number and the reason.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
@@ -181,7 +180,6 @@ def _decode_span(
             _decode_line_by_line(buffer[start:stop], line, decoder, values, out)
         line += n_lines
         start = stop
-        time.sleep(0)  # let other threads take the GIL between pieces
     return line
 
 
