@@ -133,27 +133,30 @@ def json_object(fields: dict[str, pl.Expr | RawJson]) -> pl.Expr:
     """A JSON object per row, keys in the given order.
 
     Plain expressions are encoded (consecutive ones in one ``struct.json_encode``);
-    :class:`RawJson` values are spliced in as they are, a null becoming ``null``.
+    :class:`RawJson` values are spliced in as they are, a null becoming ``null``. The
+    object is one ``concat_str`` of all its pieces, so each row's text is copied once.
     """
-    parts: list[pl.Expr] = []
+    pieces: list[pl.Expr] = []
     run: dict[str, pl.Expr] = {}
+    literal = "{"  # text waiting to go before the next piece
 
     def flush() -> None:
+        nonlocal literal
         if run:
             encoded = pl.struct(*[e.alias(k) for k, e in run.items()]).struct.json_encode()
-            parts.append(encoded.str.strip_prefix("{").str.strip_suffix("}"))
+            pieces.extend([pl.lit(literal), encoded.str.strip_prefix("{").str.strip_suffix("}")])
+            literal = ","
             run.clear()
 
     for key, value in fields.items():
         if isinstance(value, RawJson):
             flush()
-            parts.append(pl.lit(_quote(key) + ":") + value.expr.fill_null(pl.lit("null")))
+            pieces.extend([pl.lit(literal + _quote(key) + ":"), value.expr.fill_null("null")])
+            literal = ","
         else:
             run[key] = value
     flush()
-    if len(parts) == 1 and not any(isinstance(v, RawJson) for v in fields.values()):
-        return pl.lit("{") + parts[0] + pl.lit("}")
-    return pl.lit("{") + pl.concat_str(parts, separator=",") + pl.lit("}")
+    return pl.concat_str([*pieces, pl.lit("}")]) if pieces else pl.lit("{}")
 
 
 def json_object_from_pairs(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
