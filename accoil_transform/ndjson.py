@@ -318,13 +318,12 @@ def _value(cell: pl.Expr, *, json: bool) -> pl.Expr:
 
 def _unescape_strings(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Decode the (rare) string values with escapes left quoted by :func:`_value`."""
+    quoted = pl.col(columns).str.starts_with('"').fill_null(False)
+    found = frame.select(quoted.any()).row(0, named=True) if columns else {}
     fixed = []
-    for name in columns:
+    for name in (name for name, any_quoted in found.items() if any_quoted):
         column = frame[name]
-        escaped = column.str.starts_with('"').fill_null(False)
-        if not escaped.any():
-            continue
-        rows = escaped.arg_true()
+        rows = column.str.starts_with('"').fill_null(False).arg_true()
         fixed.append(column.scatter(rows, column.gather(rows).str.json_decode(pl.String)))
     return frame.with_columns(fixed) if fixed else frame
 

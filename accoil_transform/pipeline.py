@@ -96,7 +96,7 @@ def run(
     t = Transformer(config, strict=options.strict)
     with TrackSpill() as spill:
         for frame in read_events(inputs, config, only_needed=True):
-            spill.add(track_calls(t.feed(frame), wire, with_sort_key=True))
+            spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
         identifies, groups = t.finish()
         head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
         calls: Iterable[pl.DataFrame] = itertools.chain(

@@ -66,11 +66,14 @@ class TrackSpill:
         on_disk = sum(run.path is not None for run in self._runs)
         return f"TrackSpill(runs={len(self._runs)}, on_disk={on_disk}, rows={self.rows})"
 
-    def add(self, calls: pl.DataFrame) -> None:
-        """Add one batch of calls as a sorted run (in memory while within the budget)."""
+    def add(self, calls: pl.DataFrame, *, is_sorted: bool = False) -> None:
+        """Add one batch of calls as a sorted run (in memory while within the budget).
+
+        ``is_sorted`` says the calls are in (event time, input order) already.
+        """
         if calls.is_empty():
             return
-        run = calls.sort(SORT_KEY)
+        run = calls if is_sorted else calls.sort(SORT_KEY)
         keys = run.select(pl.col("event_time").dt.epoch("us"), pl.col("_row"))
         self._runs.append(_Run(keys, frame=run))
         self._in_memory += run.estimated_size()

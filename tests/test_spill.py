@@ -27,8 +27,9 @@ def batch(rows: list[tuple[int, int]]) -> pl.DataFrame:
     batches=st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=60), min_size=1, max_size=6),
     window=st.integers(1, 50),
     memory=st.sampled_from([0, 1_500, 1 << 30]),  # all on disk, some runs, all in memory
+    presorted=st.booleans(),  # batches sorted by the caller (is_sorted=True)
 )
-def test_merge_equals_a_global_sort(batches, window, memory):
+def test_merge_equals_a_global_sort(batches, window, memory, presorted):
     row = 0
     frames = []
     for seconds in batches:
@@ -36,7 +37,10 @@ def test_merge_equals_a_global_sort(batches, window, memory):
         row += len(seconds)
     with TrackSpill(memory_bytes=memory) as spill:
         for f in frames:
-            spill.add(f)
+            if presorted:
+                spill.add(f.sort(["event_time", "_row"]), is_sorted=True)
+            else:
+                spill.add(f)
         chunks = list(spill.iter_sorted(window_rows=window))
     merged = pl.concat(chunks) if chunks else batch([])
     expected = pl.concat(frames).sort(["event_time", "_row"])
