@@ -270,9 +270,10 @@ def _to_frame(decoded: DecodedLines, keys: tuple[str, ...], json_keys: set[str])
                 for key, flat in zip(keys, decoded.flats, strict=True)
             ]
         )
-        frame = flats.select(  # one column per key, split in parallel
-            _value(_cells(key), json=key in json_keys).alias(key) for key in keys
-        )
+        # One column per key, split in parallel; then the values (in a second step, as
+        # the split would be done again for each use of it in one expression).
+        cells = flats.select(_cells(key) for key in keys)
+        frame = cells.select(_value(pl.col(key), json=key in json_keys).alias(key) for key in keys)
         frame = _unescape_strings(frame, [k for k in keys if k not in json_keys])
         frame = frame.with_columns(
             _line=pl.concat(decoded.lines),
