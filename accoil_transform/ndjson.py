@@ -9,9 +9,9 @@ value.
 
 The chunk is decoded a piece (about a megabyte of lines) at a time. msgspec holds the
 GIL while it decodes; short calls, with the UTF-8 check (which releases the GIL) between
-them, let the polars work of other threads go on. A piece that fails as a whole (a malformed line, a blank line,
-bytes that are not UTF-8) is decoded again line by line, so that each bad line is kept
-with its number and the reason.
+them, let the polars work of other threads go on. A piece that fails as a whole (a
+malformed line, a blank line, bytes that are not UTF-8) is decoded again line by line,
+so that each bad line is kept with its number and the reason.
 """
 
 from __future__ import annotations
@@ -114,9 +114,8 @@ def parse_lines(
     ``data`` is the text, or consecutive spans ``(buffer, start, end)`` of it that each
     hold whole lines; its first line is number ``first_line``. Keys named in
     ``json_columns`` (by default: the nested Amplitude columns, in any spelling) come
-    out as their JSON text (``null`` and absent as null); the others
-    as text values: a string unquoted and unescaped, any other value as its JSON text
-    (``123``, ``true``). A line that is not a JSON object is a row with null for every
+    out as their JSON text (``null`` and absent as null); the others as text values: a
+    string unquoted and unescaped, any other value as its JSON text (``123``, ``true``). A line that is not a JSON object is a row with null for every
     key, the reason in ``_malformed`` and the start of the line in ``_raw``.
 
     Raises:
