@@ -76,7 +76,7 @@ class DecodedLines:
         """The rows as a frame; see :func:`parse_lines` for the columns."""
         if json_columns is None:
             json_columns = [k for k in self.keys if canonical_name(k) in JSON_COLUMNS]
-        return _to_frame(self, self.keys, set(json_columns))
+        return _to_frame(self, set(json_columns))
 
 
 class ParsedLines(NamedTuple):
@@ -260,7 +260,8 @@ def _preview(line: bytes) -> str:
 # --------------------------------------------------------------------------- columns
 
 
-def _to_frame(decoded: DecodedLines, keys: tuple[str, ...], json_keys: set[str]) -> pl.DataFrame:
+def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
+    keys = decoded.keys
     schema = {key: pl.String() for key in keys}
     if decoded.rows:
         flats = pl.DataFrame(

@@ -267,6 +267,15 @@ def _gunzip(
         raise InputError(source, f"corrupt gzip data ({exc})") from None
 
 
+def _read_source(raw: RawInput, size: int) -> Iterator[bytes]:
+    """The (maybe compressed) bytes of an NDJSON input, a read error naming the input."""
+    assert callable(raw.data)
+    try:
+        yield from _read_pieces(raw.data(), size)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InputError(raw.name, f"zip member is corrupt ({exc})") from None
+
+
 def iter_line_chunks(
     raw: RawInput, chunk_bytes: int = CHUNK_BYTES, *, small_first: bool = False
 ) -> Iterator[LineChunk]:
@@ -276,37 +285,30 @@ def iter_line_chunks(
     copy made), so a chunk holds about ``chunk_bytes`` of text. With ``small_first``
     the first chunk is smaller, so that the stages after this one start sooner.
     """
-    assert callable(raw.data)
     source = raw.name
-    try:
-        compressed = _read_pieces(raw.data(), chunk_bytes)
-        head = next(compressed, b"")
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise InputError(source, f"zip member is corrupt ({exc})") from None
+    compressed = _read_source(raw, chunk_bytes)
+    head = next(compressed, b"")
     pieces = itertools.chain([head], compressed)
     if head.startswith(GZIP_MAGIC):
         sizes = _ramp(chunk_bytes) if small_first else chunk_bytes
         pieces = _gunzip(pieces, source, piece_bytes=sizes)
     index, carry = 0, b""
-    try:
-        for piece in pieces:
-            cut = piece.rfind(b"\n") + 1
-            if cut == 0:  # no line ends in this piece
-                carry += piece
-                continue
-            spans: list[Span] = []
-            start = 0
-            if carry:
-                start = piece.find(b"\n") + 1
-                joined = carry + piece[:start]
-                spans.append((joined, 0, len(joined)))
-            if cut > start:
-                spans.append((piece, start, cut))
-            carry = piece[cut:]
-            yield LineChunk(source, index, tuple(spans))
-            index += 1
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise InputError(source, f"zip member is corrupt ({exc})") from None
+    for piece in pieces:
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0:  # no line ends in this piece
+            carry += piece
+            continue
+        spans: list[Span] = []
+        start = 0
+        if carry:
+            start = piece.find(b"\n") + 1
+            joined = carry + piece[:start]
+            spans.append((joined, 0, len(joined)))
+        if cut > start:
+            spans.append((piece, start, cut))
+        carry = piece[cut:]
+        yield LineChunk(source, index, tuple(spans))
+        index += 1
     if carry or index == 0:
         yield LineChunk(source, index, ((carry, 0, len(carry)),))
 

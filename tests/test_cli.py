@@ -148,6 +148,12 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ACCOIL_")}
 
 
+def _dry_run(source: Path, fmt: str, out: Path, report: Path) -> subprocess.CompletedProcess:
+    """``accoil-transform run SOURCE --dry-run`` in ``fmt``, run in ``out``'s folder."""
+    args = [str(source), "--dry-run", "--format", fmt, "--out", str(out), "--report", str(report)]
+    return run_subprocess(args, cwd=out.parent)
+
+
 def run_subprocess(
     args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
@@ -201,19 +207,7 @@ def _inputs() -> list[str]:
 def test_stream_dry_run_end_to_end(tmp_path: Path, export_zip: Path, lines, which: str) -> None:
     source = export_zip if which == "generated" else SAMPLE_ZIP
     out, report_path = tmp_path / "calls.ndjson", tmp_path / "r.json"
-    proc = run_subprocess(
-        [
-            str(source),
-            "--dry-run",
-            "--format",
-            "stream",
-            "--out",
-            str(out),
-            "--report",
-            str(report_path),
-        ],
-        cwd=tmp_path,
-    )
+    proc = _dry_run(source, "stream", out, report_path)
     assert proc.returncode == 0, proc.stderr
     assert "dry run" in proc.stderr
     report = json.loads(report_path.read_text())
@@ -258,19 +252,7 @@ def test_generated_export_exercises_every_rule(lines) -> None:
 
 def test_v2_dry_run_identify_then_group_then_track(tmp_path: Path, export_zip: Path, lines) -> None:
     out, report_path = tmp_path / "v2.ndjson", tmp_path / "r.json"
-    proc = run_subprocess(
-        [
-            str(export_zip),
-            "--dry-run",
-            "--format",
-            "v2",
-            "--out",
-            str(out),
-            "--report",
-            str(report_path),
-        ],
-        cwd=tmp_path,
-    )
+    proc = _dry_run(export_zip, "v2", out, report_path)
     assert proc.returncode == 0, proc.stderr
     calls = read_calls(out)
     urls = {k: f"{BASE}/v2/{k}" for k in ("identify", "group", "track")}
