@@ -14,6 +14,9 @@ from .errors import InputError
 from .jsonexpr import to_json_text
 from .schema import CANONICAL_SCHEMA, JSON_COLUMNS, UTC_DATETIME, canonical_name
 
+#: The Export API's own shape ("2026-11-24 09:59:58.880000"): polars parses a fixed-width
+#: format like this one on a fast path, about eight times faster than a general format.
+_EXPORT_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"
 _NAIVE_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 _ZONED_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
 
@@ -26,10 +29,13 @@ def parse_event_time(expr: pl.Expr) -> pl.Expr:
     Accepts a space or ``T`` separator, 0 to 9 fractional digits, and an optional ``Z``
     or ``±HH:MM`` offset. A time with no zone is UTC.
     """
-    text = expr.str.strip_chars().str.replace(" ", "T", literal=True)
-    naive = text.str.strptime(pl.Datetime("us"), _NAIVE_FORMAT, strict=False)
-    zoned = text.str.strptime(UTC_DATETIME, _ZONED_FORMAT, strict=False)
-    return pl.coalesce(naive.dt.replace_time_zone("UTC"), zoned)
+    # Times in the export's own shape take the fast path; only the others (nulls there)
+    # go through the general formats. No parse cache: event times are nearly all distinct.
+    exact = expr.str.strptime(pl.Datetime("us"), _EXPORT_FORMAT, strict=False, cache=False)
+    text = pl.when(exact.is_null()).then(expr).str.strip_chars().str.replace(" ", "T", literal=True)
+    naive = text.str.strptime(pl.Datetime("us"), _NAIVE_FORMAT, strict=False, cache=False)
+    zoned = text.str.strptime(UTC_DATETIME, _ZONED_FORMAT, strict=False, cache=False)
+    return pl.coalesce(pl.coalesce(exact, naive).dt.replace_time_zone("UTC"), zoned)
 
 
 def _time_to_utc(col: str, dtype: pl.DataType, source: str) -> pl.Expr:
