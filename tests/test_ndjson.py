@@ -186,15 +186,28 @@ def _read(path: Path) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("kind", ["gz", "plain"])
+@pytest.mark.parametrize(
+    ("chunk_bytes", "read_bytes", "min_chunks"),
+    [
+        (5_000, 16 << 20, 100),  # lines cut by every chunk
+        (20_000, 1_700, 20),  # and by the read pieces inside a chunk
+    ],
+)
 def test_tiny_chunks_and_pieces_read_the_same_rows(
-    corpus: dict[str, Path], kind: str, monkeypatch: pytest.MonkeyPatch
+    corpus: dict[str, Path],
+    kind: str,
+    chunk_bytes: int,
+    read_bytes: int,
+    min_chunks: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     whole = _read(corpus[kind])
     assert whole["_malformed"].is_not_null().sum() >= 5  # the corpus does hold bad lines
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 5_000)  # lines are cut by every chunk
+    monkeypatch.setattr(readers, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(readers, "READ_BYTES", read_bytes)
     monkeypatch.setattr(ndjson, "PIECE_BYTES", 1_500)
     chunks = list(at.read_events(corpus[kind]))
-    assert len(chunks) > 100
+    assert len(chunks) > min_chunks
     assert_frame_equal(pl.concat(chunks).drop("_source"), whole)
 
 
