@@ -308,7 +308,7 @@ def iter_line_chunks(
             spans.append((piece, start, cut))
             size += cut - start
         carry = piece[cut:]
-        if size >= target:
+        if size + len(carry) >= target:  # the carry: a line cut by the piece's end
             yield LineChunk(source, index, tuple(spans))
             target, size, index, spans = next(targets), 0, index + 1, []
     if carry:
