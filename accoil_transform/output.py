@@ -11,6 +11,7 @@ import polars as pl
 
 from .buffers import text_buffer
 from .formats import CALL_KINDS, DEFAULT_BASE_URL, WireFormat, get_format
+from .prefetch import prefetched
 
 
 def dry_run_lines(
@@ -58,11 +59,15 @@ def write_dry_run(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     chunks = [calls] if isinstance(calls, pl.DataFrame) else calls
+    texts = (
+        text_buffer(_lines(chunk, fmt, base_url=base_url, url=url, end="\n"))
+        for chunk in chunks
+        if not chunk.is_empty()
+    )
     with open(path, "wb") as fh:
-        for chunk in chunks:
-            if not chunk.is_empty():
-                lines = _lines(chunk, fmt, base_url=base_url, url=url, end="\n")
-                fh.write(text_buffer(lines))
+        # The next chunk's lines are made while this one is written.
+        for text in prefetched(texts, name="accoil-lines"):
+            fh.write(text)
     return path
 
 

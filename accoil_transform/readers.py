@@ -14,15 +14,13 @@ import glob
 import io
 import itertools
 import os
-import queue
 import re
-import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeAlias, TypeVar
+from typing import BinaryIO, TypeAlias
 
 import orjson
 import polars as pl
@@ -33,10 +31,9 @@ from .config import TransformConfig
 from .errors import InputError
 from .ndjson import UTF8_BOM, DecodedLines, Span, decode_lines
 from .normalize import normalize_frame
+from .prefetch import prefetched
 from .schema import JSON_COLUMNS, ndjson_read_schema
 from .transform import json_columns_needed
-
-T = TypeVar("T")
 
 Source: TypeAlias = (
     "str | os.PathLike[str] | pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatchReader"
@@ -338,51 +335,6 @@ def first_keys(data: bytes, lines: int = 20) -> list[str]:
 # --------------------------------------------------------------------------- canonical
 
 
-def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """Produce the next ``depth`` items in a background thread while the caller works.
-
-    Decompression (ISA-L) and polars both release the GIL, so reading member n+1
-    overlaps with transforming member n; memory holds at most ``depth + 1`` members.
-    Errors from the reader surface in the caller, in order.
-    """
-    done = object()
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(done)
-        except BaseException as exc:  # handed to the consumer
-            slots.put(exc)
-
-    worker = threading.Thread(target=produce, name="accoil-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.1)
-
-
 def read_events(
     inputs: Source | Iterable[Source],
     config: TransformConfig | None = None,
@@ -400,9 +352,9 @@ def read_events(
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
-    units = prefetched(_stream(iter_raw_inputs(inputs)))
-    decoded = prefetched(_decode(units, config, wanted))
-    return prefetched(_canonical(decoded, config))
+    units = prefetched(_stream(iter_raw_inputs(inputs)), name="accoil-inflate")
+    decoded = prefetched(_decode(units, config, wanted), name="accoil-decode")
+    return prefetched(_canonical(decoded, config), name="accoil-columns")
 
 
 def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:

@@ -15,8 +15,9 @@ subprocess, ``--repeat`` times, interleaved:
 
 Wall time is measured inside each child around the work only (imports excluded, the same
 for all); the MEDIAN over the repeats is quoted. Each child writes a new file: the
-previous repeat's output is deleted before it starts (truncating a file that the kernel
-is still writing back to disk waits for the disk, up to 0.25 s at random). Peak RSS is the child's own high-water
+previous repeat's output is deleted and every file flushed to disk (``os.sync``) before
+it starts: truncating a file that the kernel is still writing back waits for the disk,
+and the kernel's writeback of the last contender's output takes CPU from the next. Peak RSS is the child's own high-water
 mark: ``VmHWM`` of ``/proc/self/status``, read in the child at its end (``ru_maxrss``
 is no good here: Linux carries it over ``exec`` from the parent that spawned the child,
 so a child started while the parent held a lot of memory would report the parent's). Afterwards the three
@@ -376,9 +377,11 @@ def child_env() -> dict[str, str]:
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one contender in a fresh process; add its process wall time and peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    # The last repeat's output goes first, untimed: truncating a file whose pages the
-    # kernel is still writing back waits for the disk, which would time the disk.
+    # Untimed: the last repeat's output goes (truncating a file whose pages are still
+    # being written back waits for the disk), and the other contenders' outputs are
+    # flushed (the kernel's writeback would otherwise take CPU from this one).
     Path(spec["out"]).unlink(missing_ok=True)
+    os.sync()
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=child_env())
