@@ -72,6 +72,17 @@ class DecodedLines:
     lines: list[pl.Series] = field(default_factory=list)  # line number of each good row
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
 
+    def extend(self, more: DecodedLines) -> None:
+        """Append the lines that follow these (decoded with the same keys)."""
+        if more.keys != self.keys:
+            raise ValueError(f"keys differ: {self.keys} and {more.keys}")
+        for flat, more_flat in zip(self.flats, more.flats, strict=True):
+            flat.extend(more_flat)
+        self.rows += more.rows
+        self.lines.extend(more.lines)
+        self.bad.extend(more.bad)
+        self.next_line = more.next_line
+
     def to_frame(self, json_columns: Iterable[str] | None = None) -> pl.DataFrame:
         """The rows as a frame; see :func:`parse_lines` for the columns."""
         if json_columns is None:

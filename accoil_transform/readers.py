@@ -82,6 +82,11 @@ class LineChunk:
     index: int
     spans: tuple[Span, ...]
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of text in the chunk."""
+        return sum(end - start for _, start, end in self.spans)
+
 
 # --------------------------------------------------------------------------- expansion
 
@@ -344,8 +349,9 @@ def read_events(
     """Read any inputs and yield canonical event frames, one per chunk, file or table.
 
     Rows are numbered in input order across all inputs (the ``_row`` column). Reading
-    is a pipeline of three threads, a chunk apart: one decompresses NDJSON, one decodes
-    it with msgspec (the only step that holds the GIL), one makes polars columns and
+    is a pipeline of three threads: one decompresses NDJSON a piece (16 MB) at a time,
+    one decodes the pieces with msgspec (the only step that holds the GIL) and gathers
+    them into chunks (128 MB of text), one makes polars columns of each chunk and
     normalises them, while the caller transforms the chunk before. With
     ``only_needed``, nested JSON columns that ``config`` doesn't use are not read from
     NDJSON (they are null), which makes reading faster.
@@ -358,10 +364,14 @@ def read_events(
 
 
 def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:
-    """NDJSON inputs as chunks of lines; tables as they are."""
+    """NDJSON inputs as pieces of lines; tables as they are.
+
+    The pieces are small, so that little text waits between threads (memory that is
+    touched afresh costs a page fault a page); :func:`_decode` gathers them into chunks.
+    """
     for i, raw in enumerate(raws):
         if callable(raw.data):
-            yield from iter_line_chunks(raw, CHUNK_BYTES, small_first=i == 0)
+            yield from iter_line_chunks(raw, min(READ_BYTES, CHUNK_BYTES), small_first=i == 0)
         else:
             yield raw
 
@@ -375,12 +385,21 @@ class _DecodedChunk:
 def _decode(
     units: Iterator[LineChunk | RawInput], config: TransformConfig, wanted: set[str]
 ) -> Iterator[_DecodedChunk | RawInput]:
-    """Decode each chunk's lines (the GIL-bound step, in a thread of its own)."""
+    """Decode each piece's lines (the GIL-bound step, in a thread of its own), gathered
+    into chunks of about :data:`CHUNK_BYTES` of text: a chunk costs polars a fixed
+    overhead. The first piece goes on alone and the next chunk is a quarter size, so
+    that the later stages start early. A chunk never spans two sources."""
     uid = config.user_id_ref
     uid_column = uid.name if uid.scope == "column" else None
     keys: list[str] = []
     next_line = 1
+    targets = itertools.chain([1, CHUNK_BYTES // 4], itertools.repeat(CHUNK_BYTES))
+    chunk: _DecodedChunk | None = None
+    size = 0
     for unit in units:
+        if chunk is not None and (isinstance(unit, RawInput) or unit.index == 0):
+            yield chunk
+            chunk = None
         if isinstance(unit, RawInput):
             yield unit
             continue
@@ -390,7 +409,16 @@ def _decode(
             next_line = 1
         decoded = decode_lines(unit.spans, unit.source, keys, first_line=next_line)
         next_line = decoded.next_line
-        yield _DecodedChunk(unit.source, decoded)
+        if chunk is None:
+            chunk, size, target = _DecodedChunk(unit.source, decoded), 0, next(targets)
+        else:
+            chunk.lines.extend(decoded)
+        size += unit.nbytes
+        if size >= target:
+            yield chunk
+            chunk = None
+    if chunk is not None:
+        yield chunk
 
 
 def _canonical(

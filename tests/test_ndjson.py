@@ -125,6 +125,19 @@ def test_parse_lines_continues_line_numbers_across_spans() -> None:
     assert parsed.next_line == 5
 
 
+def test_decoded_lines_extended_piece_by_piece_make_the_frame_of_the_whole() -> None:
+    text = _mixed_text(crlf=False)
+    cut = text.index(b"\n", len(text) // 2) + 1
+    keys = tuple(KEYS)
+    first = ndjson.decode_lines(text[:cut], "t", keys)
+    first.extend(ndjson.decode_lines(text[cut:], "t", keys, first_line=first.next_line))
+    whole = ndjson.decode_lines(text, "t", keys)
+    assert first.next_line == whole.next_line
+    assert_frame_equal(first.to_frame(), whole.to_frame())
+    with pytest.raises(ValueError, match="keys differ"):
+        first.extend(ndjson.decode_lines(text, "t", ("uuid",)))
+
+
 # --------------------------------------------------------------------------- JSON columns
 
 
