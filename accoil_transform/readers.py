@@ -3,8 +3,8 @@
 Files are recognised by their magic bytes, not their names: ``PK`` is a zip (an Export
 API download), ``1f 8b`` gzip, ``PAR1`` Parquet, anything else NDJSON text. A zip is
 read member by member and a folder file by file, and NDJSON text (plain or gzip) is
-streamed in chunks of about :data:`CHUNK_BYTES`, so memory is bounded by a chunk, not
-by a member or the whole input.
+streamed in pieces of :data:`READ_BYTES` and transformed in chunks of about
+:data:`CHUNK_BYTES`, so memory is bounded by a chunk, not by a member or the whole input.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def _chunk_targets(chunk_bytes: int, small_first: bool) -> Iterator[int]:
 def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
     """The NDJSON text of ``raw`` (decompressed when it is gzip), in pieces of ``sizes``.
 
-    A read error of the input (a corrupt zip member) names the input.
+    A read error (a corrupt zip member, a failing disk) names the input.
     """
     assert callable(raw.data)
     try:
@@ -276,8 +276,10 @@ def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
                 yield from _gunzip(buffered, raw.name, piece_bytes=sizes)
             else:
                 yield from _read_pieces(buffered, sizes)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise InputError(raw.name, f"zip member is corrupt ({exc})") from None
+    except OSError as exc:
+        raise InputError(raw.name, f"could not be read ({exc})") from None
 
 
 def iter_line_chunks(
