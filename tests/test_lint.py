@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ["accoil_transform", "tests", "benchmarks"]
+PATHS = ["accoil_transform", "tests", "benchmarks", "notebooks"]
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,9 +19,12 @@ def test_notebook_runs(path: Path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} is stored with outputs; clear them before committing"
     )
+    before = set(path.parent.iterdir())
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
+    left = sorted(p.name for p in set(path.parent.iterdir()) - before)
+    assert not left, f"{path.name} left files beside it (write to a temp folder): {left}"
     errors = [
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
