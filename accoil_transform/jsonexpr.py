@@ -136,6 +136,9 @@ def json_object(fields: dict[str, pl.Expr | RawJson]) -> pl.Expr:
     :class:`RawJson` values are spliced in as they are, a null becoming ``null``. The
     object is one ``concat_str`` of all its pieces, so each row's text is copied once.
     """
+    plain = {k: v for k, v in fields.items() if not isinstance(v, RawJson)}
+    if fields and len(plain) == len(fields):
+        return _encoded(plain)  # already the whole object: no braces to strip and add
     pieces: list[pl.Expr] = []
     run: dict[str, pl.Expr] = {}
     literal = "{"  # text waiting to go before the next piece
@@ -143,7 +146,7 @@ def json_object(fields: dict[str, pl.Expr | RawJson]) -> pl.Expr:
     def flush() -> None:
         nonlocal literal
         if run:
-            encoded = pl.struct(*[e.alias(k) for k, e in run.items()]).struct.json_encode()
+            encoded = _encoded(run)
             pieces.extend([pl.lit(literal), encoded.str.strip_prefix("{").str.strip_suffix("}")])
             literal = ","
             run.clear()
@@ -157,6 +160,11 @@ def json_object(fields: dict[str, pl.Expr | RawJson]) -> pl.Expr:
             run[key] = value
     flush()
     return pl.concat_str([*pieces, pl.lit("}")]) if pieces else pl.lit("{}")
+
+
+def _encoded(fields: dict[str, pl.Expr]) -> pl.Expr:
+    """``fields`` as one JSON object per row, each value encoded."""
+    return pl.struct(*[e.alias(k) for k, e in fields.items()]).struct.json_encode()
 
 
 def json_object_from_pairs(pairs: list[tuple[str, pl.Expr]]) -> pl.Expr:
