@@ -64,7 +64,9 @@ class DecodedLines:
     """NDJSON lines decoded by msgspec, before polars makes them columns (:meth:`to_frame`).
 
     The two steps are apart so that they can run in different threads: decoding holds
-    the GIL, making columns does not.
+    the GIL, making columns does not. Lines of several sources (small files or zip
+    members, decoded with the same keys) can be gathered into one (:meth:`extend`), so
+    that polars works on fewer, larger frames.
     """
 
     keys: tuple[str, ...]
@@ -73,9 +75,12 @@ class DecodedLines:
     rows: int = 0
     lines: list[range | list[int]] = field(default_factory=list)  # of each good row, in runs
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw)
+    #: (source, good rows, bad rows) of each source, in order.
+    parts: list[tuple[str, int, int]] = field(default_factory=list)
 
     def extend(self, more: DecodedLines) -> None:
-        """Append the lines that follow these (decoded with the same keys)."""
+        """Append the lines that follow these (decoded with the same keys), from the same
+        source or the next one."""
         if more.keys != self.keys:
             raise ValueError(f"keys differ: {self.keys} and {more.keys}")
         for flat, more_flat in zip(self.flats, more.flats, strict=True):
@@ -85,6 +90,17 @@ class DecodedLines:
             _add_line_numbers(self, numbers)
         self.bad.extend(more.bad)
         self.next_line = more.next_line
+        for source, good, bad in more.parts:
+            if self.parts and self.parts[-1][0] == source:
+                _, had_good, had_bad = self.parts[-1]
+                self.parts[-1] = (source, had_good + good, had_bad + bad)
+            else:
+                self.parts.append((source, good, bad))
+
+    @property
+    def sources(self) -> list[str]:
+        """The sources of the lines, in order."""
+        return [source for source, _, _ in self.parts]
 
     def to_frame(self, json_columns: Iterable[str] | None = None) -> pl.DataFrame:
         """The rows as a frame; see :func:`parse_lines` for the columns."""
@@ -161,6 +177,7 @@ def decode_lines(
         number, reason, _ = decoded.bad[0]
         raise InputError(source, f"not an NDJSON event file: {reason}", line=number)
     decoded.next_line = line
+    decoded.parts = [(source, decoded.rows, len(decoded.bad))]
     return decoded
 
 
@@ -312,14 +329,33 @@ def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
         frame = pl.DataFrame(
             schema={**schema, "_line": pl.Int64, "_malformed": pl.String, "_raw": pl.String}
         )
+    bad = None
     if decoded.bad:
         bad = pl.DataFrame(
             decoded.bad,
             schema={"_line": pl.Int64, "_malformed": pl.String, "_raw": pl.String},
             orient="row",
         )
-        frame = pl.concat([frame, bad], how="diagonal").sort("_line")
-    return frame
+    if len(decoded.parts) > 1:
+        return _with_sources(frame, bad, decoded.parts)
+    return frame if bad is None else pl.concat([frame, bad], how="diagonal").sort("_line")
+
+
+def _with_sources(
+    good: pl.DataFrame, bad: pl.DataFrame | None, parts: list[tuple[str, int, int]]
+) -> pl.DataFrame:
+    """Rows of several sources, in source then line order, with a ``_source`` column."""
+
+    def part_of(rows: Iterable[int]) -> pl.Series:
+        return pl.concat(pl.repeat(i, n, dtype=pl.UInt32, eager=True) for i, n in enumerate(rows))
+
+    frame = good.with_columns(_part=part_of(g for _, g, _ in parts))
+    if bad is not None:
+        bad = bad.with_columns(_part=part_of(b for _, _, b in parts))
+        frame = pl.concat([frame, bad], how="diagonal").sort("_part", "_line")
+    names = [source for source, _, _ in parts]
+    source = pl.col("_part").replace_strict(range(len(names)), names, return_dtype=pl.String)
+    return frame.with_columns(_source=source).drop("_part")
 
 
 def _cells(key: str) -> pl.Expr:

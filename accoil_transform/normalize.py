@@ -101,12 +101,14 @@ def normalize_frame(
     source: str,
     first_row: int = 0,
     lines: pl.Series | None = None,
+    sources: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Return ``frame`` as a canonical event frame.
 
     ``first_row`` numbers rows globally across inputs (the ``_row`` column, used for
     "first occurrence in input order"). ``lines`` gives each row's 1-based line in
-    ``source``; by default rows are numbered 1, 2, 3...
+    ``source``; by default rows are numbered 1, 2, 3... ``sources`` names each row's
+    source when the rows come from several (``source`` then names them in errors).
 
     Raises:
         InputError: a required column is missing or has a type that can't be events.
@@ -154,7 +156,9 @@ def normalize_frame(
 
     out = lf.select(
         (n_rows + first_row).alias("_row"),
-        pl.lit(source, dtype=pl.String).alias("_source"),
+        (pl.lit(sources) if sources is not None else pl.lit(source, dtype=pl.String)).alias(
+            "_source"
+        ),
         line.alias("_line"),
         pl.col("_malformed").cast(pl.String)
         if "_malformed" in schema

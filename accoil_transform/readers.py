@@ -380,8 +380,13 @@ def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:
 
 @dataclass(frozen=True, slots=True)
 class _DecodedChunk:
-    source: str
     lines: DecodedLines
+
+    @property
+    def source(self) -> str:
+        """The source named in errors: the first, or the range of sources it holds."""
+        names = self.lines.sources
+        return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
 
 
 def _decode(
@@ -389,8 +394,9 @@ def _decode(
 ) -> Iterator[_DecodedChunk | RawInput]:
     """Decode each piece's lines (the GIL-bound step, in a thread of its own), gathered
     into chunks of about :data:`CHUNK_BYTES` of text: a chunk costs polars a fixed
-    overhead. The first piece goes on alone and the next chunk is a quarter size, so
-    that the later stages start early. A chunk never spans two sources."""
+    overhead, so small files and zip members (an hour of events each) are gathered
+    too, as long as their keys are spelled alike. The first piece goes on alone and the
+    next chunk is a quarter size, so that the later stages start early."""
     uid = config.user_id_ref
     uid_column = uid.name if uid.scope == "column" else None
     keys: list[str] = []
@@ -399,20 +405,23 @@ def _decode(
     chunk: _DecodedChunk | None = None
     size = 0
     for unit in units:
-        if chunk is not None and (isinstance(unit, RawInput) or unit.index == 0):
-            yield chunk
-            chunk = None
         if isinstance(unit, RawInput):
+            if chunk is not None:
+                yield chunk
+                chunk = None
             yield unit
             continue
         if unit.index == 0:  # a new file or member: its own key spellings
             first = first_keys(unit.spans[0][0])
-            keys = list(ndjson_read_schema(uid_column, first, json_columns=wanted))
+            keys = sorted(ndjson_read_schema(uid_column, first, json_columns=wanted))
             next_line = 1
         decoded = decode_lines(unit.spans, unit.source, keys, first_line=next_line)
         next_line = decoded.next_line
+        if chunk is not None and chunk.lines.keys != decoded.keys:
+            yield chunk
+            chunk = None
         if chunk is None:
-            chunk, size, target = _DecodedChunk(unit.source, decoded), 0, next(targets)
+            chunk, size, target = _DecodedChunk(decoded), 0, next(targets)
         else:
             chunk.lines.extend(decoded)
         size += unit.nbytes
@@ -431,11 +440,12 @@ def _canonical(
         if isinstance(unit, _DecodedChunk):
             parsed = unit.lines.to_frame()
             frame = normalize_frame(
-                parsed.drop("_line"),
+                parsed.drop("_line", "_source", strict=False),
                 config,
                 source=unit.source,
                 first_row=next_row,
                 lines=parsed["_line"],
+                sources=parsed["_source"] if "_source" in parsed.columns else None,
             )
         else:
             assert not callable(unit.data)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import zipfile
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +23,12 @@ from accoil_transform import groups as groups_module
 from accoil_transform import ndjson, readers
 from accoil_transform.groups import GroupResolver, primary_groups
 from accoil_transform.ndjson import object_fields, parse_lines, parse_ndjson
-from accoil_transform.synthetic import generate_events, with_malformed_lines, write_ndjson_gz
+from accoil_transform.synthetic import (
+    generate_events,
+    with_malformed_lines,
+    write_export_zip,
+    write_ndjson_gz,
+)
 
 # The module, not the function of the same name that the package exports.
 transform_module = importlib.import_module("accoil_transform.transform")
@@ -238,6 +244,58 @@ def test_multi_member_gzip_with_padding_is_read_in_chunks(
     frame = pl.concat(list(at.read_events(path)))
     assert frame["user_id"].to_list() == [f"u{i}" for i in range(300)]
     assert frame["_line"].to_list() == list(range(1, 301))
+
+
+def test_small_members_are_gathered_into_chunks_with_their_own_sources_and_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many small zip members make few frames, each row keeping its member and line."""
+    path = tmp_path / "export.zip"
+    events = with_malformed_lines(generate_events(3000, seed=3), 8)
+    members = write_export_zip(path, events, members=40)
+    gathered = list(at.read_events(path))
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 4096)  # a chunk per 4 KB piece: one member
+    alone = list(at.read_events(path))
+    assert len(gathered) < 5 < len(members) <= len(alone)
+    assert_frame_equal(pl.concat(gathered), pl.concat(alone))
+    whole = pl.concat(gathered)
+    assert whole["_source"].unique().len() == len(members)
+    for member, lines in whole.group_by("_source", maintain_order=True).agg("_line").iter_rows():
+        assert lines == list(range(1, len(lines) + 1)), member  # every line, in order
+    bad = whole.filter(pl.col("_malformed").is_not_null())
+    assert bad.height >= 8 and bad["_source"].n_unique() > 1
+
+
+def test_members_with_other_key_spellings_are_not_gathered(tmp_path: Path) -> None:
+    path = tmp_path / "export.zip"
+    line = {"event_type": "E", "event_time": "2025-07-01 00:00:00.000000", "user_id": "u"}
+    upper = {k.upper(): v for k, v in line.items()}
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, event in enumerate([line, line, line, upper, line]):
+            text = json.dumps({**event, "uuid": f"e{i}"}) + "\n"
+            zf.writestr(f"1/1_2025-07-01_{i}#0.json.gz", gzip.compress(text.encode()))
+    frames = list(at.read_events(path))
+    # The first member goes on alone (so that the later stages start early); then members
+    # 1 and 2 are gathered, and the other spelling ends a chunk and starts one.
+    assert [f.height for f in frames] == [1, 2, 1, 1]
+    whole = pl.concat(frames)
+    assert whole["uuid"].to_list() == [f"e{i}" for i in range(5)]
+    assert whole["event_type"].to_list() == ["E"] * 5
+    assert whole["_source"].to_list() == [f"{path}!1/1_2025-07-01_{i}#0.json.gz" for i in range(5)]
+
+
+def test_decoded_lines_of_two_sources_keep_their_parts() -> None:
+    keys = tuple(KEYS)
+    first = ndjson.decode_lines(b'{"uuid": "a"}\nnope\n', "one", keys)
+    first.extend(ndjson.decode_lines(b'[1]\n{"uuid": "b"}\n', "two", keys))
+    assert first.parts == [("one", 1, 1), ("two", 1, 1)]
+    frame = first.to_frame()
+    assert frame.select("_source", "_line", "uuid").rows() == [
+        ("one", 1, "a"),
+        ("one", 2, None),
+        ("two", 1, None),
+        ("two", 2, "b"),
+    ]
 
 
 # --------------------------------------------------------------------------- batch invariance
