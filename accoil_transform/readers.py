@@ -348,9 +348,12 @@ def read_events(
     *,
     only_needed: bool = False,
 ) -> Iterator[pl.DataFrame]:
-    """Read any inputs and yield canonical event frames, one per chunk, file or table.
+    """Read any inputs and yield canonical event frames, a chunk at a time.
 
-    Rows are numbered in input order across all inputs (the ``_row`` column). Reading
+    A chunk is about :data:`CHUNK_BYTES` of NDJSON text (small files and zip members
+    gathered), or a table, or small tables gathered to about that size; each row keeps
+    its source (``_source``) and line. Rows are numbered in input order across all
+    inputs (the ``_row`` column). Reading
     is a pipeline of three threads: one decompresses NDJSON a piece (16 MB) at a time,
     one decodes the pieces with msgspec (the only step that holds the GIL) and gathers
     them into chunks (128 MB of text), one makes polars columns of each chunk and
@@ -435,9 +438,16 @@ def _decode(
 def _canonical(
     units: Iterator[_DecodedChunk | RawInput], config: TransformConfig
 ) -> Iterator[pl.DataFrame]:
+    """Canonical frames: one per decoded chunk; small tables (a warehouse extract's many
+    Parquet files) gathered up to about :data:`CHUNK_BYTES`, as the transform costs a
+    fixed overhead per frame."""
     next_row = 0
+    tables: list[pl.DataFrame] = []
     for unit in units:
         if isinstance(unit, _DecodedChunk):
+            if tables:
+                yield pl.concat(tables)
+                tables = []
             parsed = unit.lines.to_frame()
             frame = normalize_frame(
                 parsed.drop("_line", "_source", strict=False),
@@ -447,8 +457,15 @@ def _canonical(
                 lines=parsed["_line"],
                 sources=parsed["_source"] if "_source" in parsed.columns else None,
             )
-        else:
-            assert not callable(unit.data)
-            frame = normalize_frame(unit.data, config, source=unit.name, first_row=next_row)
+            next_row += frame.height
+            yield frame
+            continue
+        assert not callable(unit.data)
+        frame = normalize_frame(unit.data, config, source=unit.name, first_row=next_row)
         next_row += frame.height
-        yield frame
+        tables.append(frame)
+        if sum(t.estimated_size() for t in tables) >= CHUNK_BYTES:
+            yield pl.concat(tables)
+            tables = []
+    if tables:
+        yield pl.concat(tables)

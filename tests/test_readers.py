@@ -13,8 +13,10 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 import pytest
+from polars.testing import assert_frame_equal
 
 import accoil_transform as at
+from accoil_transform import readers
 from accoil_transform.schema import CANONICAL_SCHEMA
 
 UTC = dt.UTC
@@ -750,3 +752,24 @@ def test_canonical_frames_of_different_inputs_concat(
     ]
     assert {f.schema == pl.Schema(CANONICAL_SCHEMA) for f in frames} == {True}
     assert pl.concat(frames).height == 4 * len(events)
+
+
+def test_small_tables_are_gathered_into_frames_with_their_own_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse extract's many small Parquet files make few frames (each costs the
+    transform a fixed overhead), every row keeping its file."""
+    rows = [_wh_row(EVENT_TIME=f"2025-07-01 00:00:{i % 60:02d}", UUID=f"e{i}") for i in range(40)]
+    for i in range(20):
+        pl.DataFrame(rows[2 * i : 2 * i + 2]).write_parquet(tmp_path / f"part-{i:02d}.parquet")
+    gathered = list(at.read_events(tmp_path))
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 1)  # every table on its own
+    alone = list(at.read_events(tmp_path))
+    assert len(gathered) == 1 and len(alone) == 20
+    assert_frame_equal(pl.concat(gathered), pl.concat(alone))
+    whole = pl.concat(gathered)
+    assert whole["uuid"].to_list() == [f"e{i}" for i in range(40)]
+    assert whole["_source"].to_list() == [
+        str(tmp_path / f"part-{i // 2:02d}.parquet") for i in range(40)
+    ]
+    assert whole["_row"].to_list() == list(range(40))
