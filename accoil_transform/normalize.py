@@ -102,12 +102,13 @@ def normalize_frame(
     first_row: int = 0,
     lines: pl.Series | None = None,
     sources: pl.Series | None = None,
+    first_line: int = 1,
 ) -> pl.DataFrame:
     """Return ``frame`` as a canonical event frame.
 
     ``first_row`` numbers rows globally across inputs (the ``_row`` column, used for
     "first occurrence in input order"). ``lines`` gives each row's 1-based line in
-    ``source``; by default rows are numbered 1, 2, 3... ``sources`` names each row's
+    ``source``; by default rows are numbered from ``first_line``. ``sources`` names each row's
     source when the rows come from several (``source`` then names them in errors).
 
     Raises:
@@ -147,7 +148,7 @@ def normalize_frame(
 
     uid_col = uid.name.lower() if uid.scope == "column" else "user_id"
     n_rows = pl.int_range(pl.len(), dtype=pl.UInt64)
-    line = pl.lit(lines) if lines is not None else (n_rows.cast(pl.Int64) + 1)
+    line = pl.lit(lines) if lines is not None else (n_rows.cast(pl.Int64) + first_line)
     event_time_raw = (
         pl.col("event_time").cast(pl.String)
         if isinstance(schema["event_time"], _TEXT_TYPES)

@@ -49,8 +49,12 @@ EXPORT_MEMBER = re.compile(r"(?:^|/)(\d+)_(\d{4}-\d{2}-\d{2})_(\d{1,2})#(\d+)\.j
 _MARKER_NAMES = {"complete", "_success", ".complete"}
 
 
-#: NDJSON text is read, decompressed and parsed in chunks of about this many bytes.
+#: Events are transformed in chunks of about this many bytes of NDJSON text (small
+#: sources gathered, large tables sliced to about that size).
 CHUNK_BYTES = 128 << 20
+#: A Parquet file is read in slices of :data:`CHUNK_BYTES` ÷ this many rows: about the
+#: size of an exported event, whose JSON columns make most of a canonical row.
+TABLE_ROW_BYTES = 2048
 #: A chunk is read or inflated in pieces of at most this many bytes. glibc maps every
 #: block over 32 MB afresh, and each page of a fresh mapping faults on its first write
 #: (that was 40 % of the inflate time with 128 MB pieces); smaller blocks come from its
@@ -63,11 +67,13 @@ class RawInput:
     """One unit of input before parsing: NDJSON bytes or a table, named for errors.
 
     ``data`` is a table, or a function that opens the (maybe gzip) NDJSON bytes as a
-    binary file; :func:`iter_line_chunks` streams it.
+    binary file; :func:`iter_line_chunks` streams it. ``first_line`` numbers a table's
+    first row in its source (a slice of a large Parquet file starts further on).
     """
 
     name: str
     data: Callable[[], BinaryIO] | pl.DataFrame | pl.LazyFrame
+    first_line: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +164,26 @@ def _iter_file(path: Path) -> Iterator[RawInput]:
             data = b"".join(_gunzip(fh, name))
         yield from _iter_zip_bytes(data, name)
     elif head == PARQUET_MAGIC:
-        try:
-            table = pl.scan_parquet(path)
-            table.collect_schema()
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(name, f"not a readable Parquet file ({exc})") from None
-        yield RawInput(name, table)
+        yield from _iter_parquet(path, name)
     else:
         yield RawInput(name, functools.partial(open, path, "rb"))
+
+
+def _iter_parquet(path: Path, name: str) -> Iterator[RawInput]:
+    """A Parquet file in slices of about :data:`CHUNK_BYTES` (at :data:`TABLE_ROW_BYTES`
+    a row), so that a large file is not read whole; small slices are gathered again."""
+    try:
+        table = pl.scan_parquet(path)
+        table.collect_schema()
+        rows = table.select(pl.len()).collect().item()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(name, f"not a readable Parquet file ({exc})") from None
+    step = max(1, CHUNK_BYTES // TABLE_ROW_BYTES)
+    if rows <= step:
+        yield RawInput(name, table)
+        return
+    for start in range(0, rows, step):
+        yield RawInput(name, table.slice(start, step), first_line=start + 1)
 
 
 def _gzip_wraps_zip(path: Path, name: str) -> bool:
@@ -461,7 +479,9 @@ def _canonical(
             yield frame
             continue
         assert not callable(unit.data)
-        frame = normalize_frame(unit.data, config, source=unit.name, first_row=next_row)
+        frame = normalize_frame(
+            unit.data, config, source=unit.name, first_row=next_row, first_line=unit.first_line
+        )
         next_row += frame.height
         tables.append(frame)
         if sum(t.estimated_size() for t in tables) >= CHUNK_BYTES:
