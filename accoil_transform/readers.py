@@ -369,15 +369,16 @@ def read_events(
     """Read any inputs and yield canonical event frames, a chunk at a time.
 
     A chunk is about :data:`CHUNK_BYTES` of NDJSON text (small files and zip members
-    gathered), or a table, or small tables gathered to about that size; each row keeps
-    its source (``_source``) and line. Rows are numbered in input order across all
-    inputs (the ``_row`` column). Reading
-    is a pipeline of three threads: one decompresses NDJSON a piece (16 MB) at a time,
-    one decodes the pieces with msgspec (the only step that holds the GIL) and gathers
-    them into chunks (128 MB of text), one makes polars columns of each chunk and
-    normalises them, while the caller transforms the chunk before. With
-    ``only_needed``, nested JSON columns that ``config`` doesn't use are not read from
-    NDJSON (they are null), which makes reading faster.
+    gathered), or a slice of a table, or small tables gathered to about that size; each
+    row keeps its source (``_source``) and line. Rows are numbered in input order across
+    all inputs (the ``_row`` column).
+
+    Reading is a pipeline of three threads: one decompresses NDJSON a piece (16 MB) at
+    a time, one decodes the pieces with msgspec (the only step that holds the GIL) and
+    gathers them into chunks, one makes polars columns of each chunk and normalises
+    them, while the caller transforms the chunk before. With ``only_needed``, nested
+    JSON columns that ``config`` doesn't use are not read from NDJSON (they are null),
+    which makes reading faster.
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
@@ -399,20 +400,9 @@ def _stream(raws: Iterator[RawInput]) -> Iterator[LineChunk | RawInput]:
             yield raw
 
 
-@dataclass(frozen=True, slots=True)
-class _DecodedChunk:
-    lines: DecodedLines
-
-    @property
-    def source(self) -> str:
-        """The source named in errors: the first, or the range of sources it holds."""
-        names = self.lines.sources
-        return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}"
-
-
 def _decode(
     units: Iterator[LineChunk | RawInput], config: TransformConfig, wanted: set[str]
-) -> Iterator[_DecodedChunk | RawInput]:
+) -> Iterator[DecodedLines | RawInput]:
     """Decode each piece's lines (the GIL-bound step, in a thread of its own), gathered
     into chunks of about :data:`CHUNK_BYTES` of text: a chunk costs polars a fixed
     overhead, so small files and zip members (an hour of events each) are gathered
@@ -423,7 +413,7 @@ def _decode(
     keys: list[str] = []
     next_line = 1
     targets = itertools.chain([1, CHUNK_BYTES // 4], itertools.repeat(CHUNK_BYTES))
-    chunk: _DecodedChunk | None = None
+    chunk: DecodedLines | None = None
     size = 0
     for unit in units:
         if isinstance(unit, RawInput):
@@ -438,13 +428,13 @@ def _decode(
             next_line = 1
         decoded = decode_lines(unit.spans, unit.source, keys, first_line=next_line)
         next_line = decoded.next_line
-        if chunk is not None and chunk.lines.keys != decoded.keys:
+        if chunk is not None and chunk.keys != decoded.keys:
             yield chunk
             chunk = None
         if chunk is None:
-            chunk, size, target = _DecodedChunk(decoded), 0, next(targets)
+            chunk, size, target = decoded, 0, next(targets)
         else:
-            chunk.lines.extend(decoded)
+            chunk.extend(decoded)
         size += unit.nbytes
         if size >= target:
             yield chunk
@@ -453,8 +443,13 @@ def _decode(
         yield chunk
 
 
+def _named(sources: list[str]) -> str:
+    """The source named in errors: the one, or the range of sources a chunk holds."""
+    return sources[0] if len(sources) == 1 else f"{sources[0]} … {sources[-1]}"
+
+
 def _canonical(
-    units: Iterator[_DecodedChunk | RawInput], config: TransformConfig
+    units: Iterator[DecodedLines | RawInput], config: TransformConfig
 ) -> Iterator[pl.DataFrame]:
     """Canonical frames: one per decoded chunk; small tables (a warehouse extract's many
     Parquet files) gathered up to about :data:`CHUNK_BYTES`, as the transform costs a
@@ -462,15 +457,15 @@ def _canonical(
     next_row = 0
     tables: list[pl.DataFrame] = []
     for unit in units:
-        if isinstance(unit, _DecodedChunk):
+        if isinstance(unit, DecodedLines):
             if tables:
                 yield pl.concat(tables)
                 tables = []
-            parsed = unit.lines.to_frame()
+            parsed = unit.to_frame()
             frame = normalize_frame(
                 parsed.drop("_line", "_source", strict=False),
                 config,
-                source=unit.source,
+                source=_named(unit.sources),
                 first_row=next_row,
                 lines=parsed["_line"],
                 sources=parsed["_source"] if "_source" in parsed.columns else None,
