@@ -2,10 +2,12 @@
 """Where the product's time goes, stage by stage, on the benchmark corpus.
 
 Runs the same steps as ``accoil_transform.run`` (dry run), but one after another with
-no read-ahead thread, timing each public function:
+no read-ahead thread (the reader's own generators, so chunks are made as in a run),
+timing each stage:
 
-* decompression: ``readers.iter_line_chunks`` (zip member read + ISA-L gunzip, in chunks);
-* JSON decoding: ``ndjson.parse_lines`` (msgspec, then polars cuts the columns);
+* decompression: ``readers.iter_line_chunks`` (zip member read + ISA-L gunzip, in pieces);
+* JSON decoding: ``ndjson.decode_lines`` (msgspec) and ``DecodedLines.to_frame`` (polars
+  cuts the columns);
 * normalise: ``normalize.normalize_frame``;
 * transform: ``transform.Transformer.feed`` per chunk, then ``finish``;
 * call encoding: ``calls.track_calls`` per chunk, identify and group calls at the end;
@@ -39,7 +41,7 @@ os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
 
 STAGES = (
     ("decompression", "readers.iter_line_chunks"),
-    ("JSON decoding", "ndjson.parse_lines"),
+    ("JSON decoding", "ndjson.decode_lines/DecodedLines.to_frame"),
     ("normalise", "normalize.normalize_frame"),
     ("transform", "transform.Transformer.feed/finish"),
     ("call encoding", "calls.track_calls/identify_calls/group_calls"),
@@ -70,68 +72,74 @@ class Clock:
 
 
 def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
-    """The pipeline of ``accoil_transform.run`` (dry run), stage by stage."""
+    """The pipeline of ``accoil_transform.run`` (dry run), stage by stage.
+
+    The reader's own generators run one after another in this thread (``read_events``
+    runs them in threads), so chunks are made exactly as in a run; their functions are
+    timed where they are looked up.
+    """
     import polars as pl
 
+    from accoil_transform import ndjson, readers
     from accoil_transform.batches import CALLS_SCHEMA
     from accoil_transform.calls import group_calls, identify_calls, track_calls
     from accoil_transform.config import TransformConfig
     from accoil_transform.formats import get_format
-    from accoil_transform.ndjson import parse_lines
-    from accoil_transform.normalize import normalize_frame
     from accoil_transform.output import write_dry_run
-    from accoil_transform.readers import first_keys, iter_line_chunks, iter_raw_inputs
-    from accoil_transform.schema import ndjson_read_schema
     from accoil_transform.spill import TrackSpill
     from accoil_transform.transform import Transformer, json_columns_needed
 
-    config = config_ = TransformConfig()
+    config = TransformConfig()
     wire = get_format(fmt)
-    uid = config.user_id_ref
     clock = Clock()
-    transformer = Transformer(config_)
-    next_row, next_line = 0, 1
-    schema: dict[str, pl.DataType] = {}
-    with TrackSpill() as spill:
-        for raw in iter_raw_inputs(str(zip_path)):
-            chunks = iter_line_chunks(raw)
-            while (chunk := clock("decompression", next, chunks, None)) is not None:
-                if chunk.index == 0:
-                    keys = first_keys(chunk.spans[0][0])
-                    schema = ndjson_read_schema(
-                        uid.name if uid.scope == "column" else None,
-                        keys,
-                        json_columns=json_columns_needed(config),
-                    )
-                    next_line = 1
-                parsed, next_line = clock(
-                    "JSON decoding", parse_lines, chunk.spans, chunk.source, schema,
-                    first_line=next_line,
-                )  # fmt: skip
-                frame = clock(
-                    "normalise",
-                    normalize_frame,
-                    parsed.drop("_line"),
-                    config,
-                    source=chunk.source,
-                    first_row=next_row,
-                    lines=parsed["_line"],
-                )
-                del chunk, parsed
-                next_row += frame.height
+    transformer = Transformer(config)
+
+    def timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda *args, **kwargs: clock(stage, fn, *args, **kwargs)
+
+    def pieces() -> Any:
+        units = readers._stream(readers.iter_raw_inputs(str(zip_path)))
+        while (unit := clock("decompression", next, units, None)) is not None:
+            yield unit
+
+    patched = {
+        (readers, "decode_lines"): timed("JSON decoding", readers.decode_lines),
+        (ndjson.DecodedLines, "to_frame"): timed("JSON decoding", ndjson.DecodedLines.to_frame),
+        (readers, "normalize_frame"): timed("normalise", readers.normalize_frame),
+    }
+    originals = {target: getattr(*target) for target in patched}
+    rows = 0
+    try:
+        for (owner, name), fn in patched.items():
+            setattr(owner, name, fn)
+        decoded = readers._decode(pieces(), config, json_columns_needed(config))
+        with TrackSpill() as spill:
+            for frame in readers._canonical(decoded, config):
+                rows += frame.height
                 tracks = clock("transform", transformer.feed, frame)
                 calls = clock("call encoding", track_calls, tracks, wire, with_sort_key=True)
-                clock("spill and merge", spill.add, calls)
+                clock("spill and merge", spill.add, calls, is_sorted=True)
                 del frame, tracks, calls
-        identifies, groups = clock("transform", transformer.finish)
-        head = clock(
-            "call encoding",
-            lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
-        )
-        merged = clock("spill and merge", lambda: list(spill.iter_sorted()))
-        tail = [chunk.select(list(CALLS_SCHEMA)) for chunk in merged]
-        clock("writing", write_dry_run, [head, *tail], out, wire)
-    return clock, next_row
+            identifies, groups = clock("transform", transformer.finish)
+            head = clock(
+                "call encoding",
+                lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
+            )
+            merged = clock("spill and merge", lambda: list(spill.iter_sorted()))
+            tail = [chunk.select(list(CALLS_SCHEMA)) for chunk in merged]
+            clock("writing", write_dry_run, [head, *tail], out, wire)
+    finally:
+        for (owner, name), fn in originals.items():
+            setattr(owner, name, fn)
+    return clock, rows
+
+
+def fresh(path: Path) -> Path:
+    """``path`` deleted and every file flushed, as in ``bench_transform.py``: truncating a
+    file that is still being written back waits for the disk."""
+    path.unlink(missing_ok=True)
+    os.sync()
+    return path
 
 
 def run_once(zip_path: Path, fmt: str, out: Path) -> float:
@@ -176,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             runs: list[float] = []
             rows = 0
             for _ in range(args.repeat):
-                clock, rows = profile_once(zip_path, fmt, work / f"calls-{fmt}.ndjson")
+                clock, rows = profile_once(zip_path, fmt, fresh(work / f"calls-{fmt}.ndjson"))
                 clocks.append(clock)
-                runs.append(run_once(zip_path, fmt, work / f"run-{fmt}.ndjson"))
+                runs.append(run_once(zip_path, fmt, fresh(work / f"run-{fmt}.ndjson")))
             results[fmt] = {
                 "rows": rows,
                 "wall": {s: statistics.median(c.wall[s] for c in clocks) for s, _ in STAGES},
