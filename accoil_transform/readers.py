@@ -25,6 +25,7 @@ from typing import BinaryIO, TypeAlias
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from isal import igzip, isal_zlib
 
 from .config import TransformConfig
@@ -52,8 +53,9 @@ _MARKER_NAMES = {"complete", "_success", ".complete"}
 #: Events are transformed in chunks of about this many bytes of NDJSON text (small
 #: sources gathered, large tables sliced to about that size).
 CHUNK_BYTES = 128 << 20
-#: A Parquet file is read in slices of :data:`CHUNK_BYTES` ÷ this many rows: about the
-#: size of an exported event, whose JSON columns make most of a canonical row.
+#: A Parquet file is read in slices of whole row groups of at least :data:`CHUNK_BYTES` ÷
+#: this many rows: about the size of an exported event, whose JSON columns make most of
+#: a canonical row.
 TABLE_ROW_BYTES = 2048
 #: A chunk is read or inflated in pieces of at most this many bytes. glibc maps every
 #: block over 32 MB afresh, and each page of a fresh mapping faults on its first write
@@ -170,20 +172,25 @@ def _iter_file(path: Path) -> Iterator[RawInput]:
 
 
 def _iter_parquet(path: Path, name: str) -> Iterator[RawInput]:
-    """A Parquet file in slices of about :data:`CHUNK_BYTES` (at :data:`TABLE_ROW_BYTES`
-    a row), so that a large file is not read whole; small slices are gathered again."""
+    """A Parquet file in slices of whole row groups, about :data:`CHUNK_BYTES` (at
+    :data:`TABLE_ROW_BYTES` a row) each, so that a large file is not read whole and no
+    row group is decoded twice; small slices are gathered again."""
     try:
         table = pl.scan_parquet(path)
         table.collect_schema()
-        rows = table.select(pl.len()).collect().item()
-    except pl.exceptions.PolarsError as exc:
+        meta = pq.ParquetFile(path).metadata
+    except (pl.exceptions.PolarsError, pa.ArrowException, OSError) as exc:
         raise InputError(name, f"not a readable Parquet file ({exc})") from None
     step = max(1, CHUNK_BYTES // TABLE_ROW_BYTES)
-    if rows <= step:
+    if meta.num_rows <= step:
         yield RawInput(name, table)
         return
-    for start in range(0, rows, step):
-        yield RawInput(name, table.slice(start, step), first_line=start + 1)
+    start = end = 0
+    for i in range(meta.num_row_groups):
+        end += meta.row_group(i).num_rows
+        if end - start >= step or i == meta.num_row_groups - 1:
+            yield RawInput(name, table.slice(start, end - start), first_line=start + 1)
+            start = end
 
 
 def _gzip_wraps_zip(path: Path, name: str) -> bool:
