@@ -270,22 +270,12 @@ def _gunzip(
         raise InputError(source, f"corrupt gzip data ({exc})") from None
 
 
-def _piece_sizes(chunk_bytes: int, small_first: bool) -> Iterator[int]:
-    """Read sizes: at most :data:`READ_BYTES`; with ``small_first``, the first piece is
-    1/16 of a chunk, so that the stages after reading start early."""
-    size = min(chunk_bytes, READ_BYTES)
+def _ramp(size: int, small_first: bool) -> Iterator[int]:
+    """``size`` for ever; with ``small_first``, 1/16 of it first, so that the stages
+    after reading start early."""
     if small_first:
-        yield min(max(chunk_bytes // 16, 1), size)
+        yield max(size // 16, 1)
     yield from itertools.repeat(size)
-
-
-def _chunk_targets(chunk_bytes: int, small_first: bool) -> Iterator[int]:
-    """Chunk sizes: with ``small_first`` 1/16, then 1/4 of ``chunk_bytes`` first; every
-    later chunk is full size (a chunk costs a fixed overhead)."""
-    if small_first:
-        yield max(chunk_bytes // 16, 1)
-        yield max(chunk_bytes // 4, 1)
-    yield from itertools.repeat(chunk_bytes)
 
 
 def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
@@ -314,15 +304,16 @@ def iter_line_chunks(
 
     A chunk is about ``chunk_bytes`` of text in pieces of at most :data:`READ_BYTES`. A
     line cut by a piece boundary is put back together (the only copy made). With
-    ``small_first`` the first chunks are smaller, so that the stages after this one
-    start sooner.
+    ``small_first`` the first chunk is 1/16 of the size, so that the stages after this
+    one start sooner.
     """
     source = raw.name
-    targets = _chunk_targets(chunk_bytes, small_first)
+    targets = _ramp(chunk_bytes, small_first)
     target, size, index = next(targets), 0, 0
     spans: list[Span] = []
     carry = b""
-    for piece in _text_pieces(raw, _piece_sizes(chunk_bytes, small_first)):
+    reads = (min(n, READ_BYTES) for n in _ramp(chunk_bytes, small_first))
+    for piece in _text_pieces(raw, reads):
         cut = piece.rfind(b"\n") + 1
         if cut == 0:  # no line ends in this piece
             carry += piece
