@@ -19,6 +19,10 @@ Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
 the rest, so it can be shorter than the sum). polars is held to 2 threads
 (``POLARS_MAX_THREADS=2``), as in ``bench_transform.py``.
 
+A second table times reading alone, as a run reads (its threads overlapped) but with
+nothing done to the frames: decompression; then with JSON decoding; then all of
+``read_events``. That is the floor under a run's wall time.
+
     /work/venv/bin/python benchmarks/profile_stages.py              # 300k x 2 KB, 6 members
     /work/venv/bin/python benchmarks/profile_stages.py --zip export.zip --format stream
 """
@@ -134,6 +138,33 @@ def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
     return clock, rows
 
 
+READER_STAGES = (
+    ("decompression", "1 thread"),
+    ("+ JSON decoding", "2 threads"),
+    ("+ columns and normalise: `read_events`", "3 threads"),
+)
+
+
+def read_only(zip_path: Path, upto: int) -> tuple[float, float]:
+    """Wall and CPU s of the first ``upto`` + 1 reader stages, in their threads."""
+    from accoil_transform import readers
+    from accoil_transform.config import TransformConfig
+    from accoil_transform.prefetch import prefetched
+    from accoil_transform.transform import json_columns_needed
+
+    config = TransformConfig()
+    c0, t0 = _cpu(), time.perf_counter()
+    if upto == 2:
+        items = readers.read_events(str(zip_path), config, only_needed=True)
+    else:
+        items = prefetched(readers._stream(readers.iter_raw_inputs(str(zip_path))))
+        if upto == 1:
+            items = prefetched(readers._decode(items, config, json_columns_needed(config)))
+    for _ in items:
+        pass
+    return time.perf_counter() - t0, _cpu() - c0
+
+
 def fresh(path: Path) -> Path:
     """``path`` deleted and every file flushed, as in ``bench_transform.py``: truncating a
     file that is still being written back waits for the disk."""
@@ -194,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                 "run": statistics.median(runs),
             }
             print(f"profiled {fmt} ({args.repeat}×)", flush=True)
+        floor = [
+            [read_only(zip_path, i) for _ in range(args.repeat)] for i in range(len(READER_STAGES))
+        ]
 
         print(
             f"\n## Stages ({rows:,} events; polars {pl.__version__}, "
@@ -227,6 +261,14 @@ def main(argv: list[str] | None = None) -> int:
             r = results[fmt]
             cells += [f"{r['run']:.2f}", "", f"{r['rows'] / r['run']:,.0f} events/s"]
         print("| " + " | ".join(cells) + " |")
+
+        print(f"\n## Reading alone (median of {args.repeat})\n")
+        print("| reader stages | threads | wall s | CPU s |")
+        print("|---|---|---|---|")
+        for (stage, threads), runs_of_stage in zip(READER_STAGES, floor, strict=True):
+            wall = statistics.median(w for w, _ in runs_of_stage)
+            cpu = statistics.median(c for _, c in runs_of_stage)
+            print(f"| {stage} | {threads} | {wall:.2f} | {cpu:.2f} |")
     finally:
         if args.keep:
             print(f"\nkept {work}")
