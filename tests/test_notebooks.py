@@ -14,8 +14,12 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path: Path):
+def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     nb = nbformat.read(path, as_version=4)
+    # The kernel inherits TMPDIR: a notebook's temp folders land here and go with the test.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} is stored with outputs; clear them before committing"
     )
@@ -25,6 +29,8 @@ def test_notebook_runs(path: Path):
     ).execute()
     left = sorted(p.name for p in set(path.parent.iterdir()) - before)
     assert not left, f"{path.name} left files beside it (write to a temp folder): {left}"
+    if path.name == "quickstart.ipynb":
+        assert any(p.name.startswith("accoil-quickstart-") for p in scratch.iterdir())
     errors = [
         o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
     ]
