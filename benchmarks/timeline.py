@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""When each chunk reaches the transform during ``accoil_transform.run``, and when it is done.
+
+Shows whether the transform thread waits for the reader threads (a gap between a
+chunk's "transformed" and the next chunk's "arrived") or the reader waits for it (no
+gap), and how long the end of the run (identify and group calls, merge, write) takes.
+
+    /work/venv/bin/python benchmarks/timeline.py export.zip --format v2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("zip", type=Path, help="an export zip (e.g. the corpus of bench_transform.py)")
+    p.add_argument("--format", choices=["v2", "stream"], default="v2")
+    args = p.parse_args(argv)
+
+    import accoil_transform as at
+
+    pipeline = importlib.import_module("accoil_transform.pipeline")
+    transform = importlib.import_module("accoil_transform.transform")
+    events: list[tuple[float, str]] = []
+
+    def note(what: str) -> None:
+        events.append((time.perf_counter(), what))
+
+    read_events = pipeline.read_events
+
+    def traced_read_events(*a: Any, **k: Any) -> Iterator[Any]:
+        for frame in read_events(*a, **k):
+            note(f"chunk of {frame.height:,} events arrived")
+            yield frame
+            note("  transformed")
+
+    def traced(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*a: Any, **k: Any) -> Any:
+            note(f"{label} started")
+            try:
+                return fn(*a, **k)
+            finally:
+                note(f"{label} done")
+
+        return call
+
+    patches = {
+        (pipeline, "read_events"): traced_read_events,
+        (transform.Transformer, "finish"): traced(
+            "identify and group state", transform.Transformer.finish
+        ),
+        (pipeline, "write_dry_run"): traced("merge and write", pipeline.write_dry_run),
+    }
+    originals = {target: getattr(*target) for target in patches}
+    with tempfile.TemporaryDirectory(prefix="accoil-timeline-") as work:
+        try:
+            for (owner, name), fn in patches.items():
+                setattr(owner, name, fn)
+            t0 = time.perf_counter()
+            options = at.RunOptions(format=args.format, out=Path(work) / "calls.ndjson")
+            at.run(str(args.zip), at.TransformConfig(), options)
+            end = time.perf_counter()
+        finally:
+            for (owner, name), fn in originals.items():
+                setattr(owner, name, fn)
+    last = t0
+    for t, what in events:
+        print(f"{t - t0:6.3f} s  (+{t - last:.3f})  {what}")
+        last = t
+    print(f"{end - t0:6.3f} s  end of run")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
