@@ -374,13 +374,16 @@ def read_events(
     Reading is a pipeline of three threads: one decompresses NDJSON a piece (16 MB) at
     a time, one decodes the pieces with msgspec (the only step that holds the GIL) and
     gathers them into chunks, one makes polars columns of each chunk and normalises
-    them, while the caller transforms the chunk before. With ``only_needed``, nested
-    JSON columns that ``config`` doesn't use are not read from NDJSON (they are null),
-    which makes reading faster.
+    them, while the caller transforms the chunk before. Each thread makes one item
+    ahead of the next stage (the inflate thread two: its pieces are small), so no more
+    than about three chunks are alive at once. With ``only_needed``, nested JSON columns
+    that ``config`` doesn't use are not read from NDJSON (they are null), which makes
+    reading faster.
     """
     config = config or TransformConfig()
     wanted = json_columns_needed(config) if only_needed else set(JSON_COLUMNS)
-    units = prefetched(_stream(iter_raw_inputs(inputs)), name="accoil-inflate")
+    # Two pieces ahead keep the decode thread fed; one was 0.04 s slower by the end.
+    units = prefetched(_stream(iter_raw_inputs(inputs)), depth=2, name="accoil-inflate")
     decoded = prefetched(_decode(units, config, wanted), name="accoil-decode")
     return prefetched(_canonical(decoded, config), name="accoil-columns")
 

@@ -49,7 +49,27 @@ def test_a_caller_that_stops_early_stops_the_producer() -> None:
     assert next(stream) == 0
     stream.close()
     assert not _alive("t-early")
-    assert len(produced) <= 3  # the item taken, one queued, one waiting to be queued
+    assert len(produced) <= 2  # the item taken and the one made ahead
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_no_more_than_depth_items_are_made_ahead(depth: int) -> None:
+    started: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(30):
+            started.append(i)
+            yield i
+
+    for item in prefetched(items(), depth=depth, name="t-ahead"):
+        time.sleep(0.003)  # time enough for the producer to run ahead, if it could
+        assert len(started) <= item + 1 + depth
+    assert started == list(range(30))
+
+
+def test_depth_must_allow_an_item_ahead() -> None:
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        next(prefetched(iter([1]), depth=0))
 
 
 def test_dry_run_lines_made_ahead_still_surface_a_failing_input(tmp_path: Path) -> None:
