@@ -157,7 +157,8 @@ def read_only(zip_path: Path, upto: int) -> tuple[float, float]:
     if upto == 2:
         items = readers.read_events(str(zip_path), config, only_needed=True)
     else:
-        items = prefetched(readers._stream(readers.iter_raw_inputs(str(zip_path))))
+        pieces = readers._stream(readers.iter_raw_inputs(str(zip_path)))
+        items = prefetched(pieces, depth=readers.INFLATE_AHEAD)
         if upto == 1:
             items = prefetched(readers._decode(items, config, json_columns_needed(config)))
     for _ in items:
