@@ -11,6 +11,7 @@ gap), and how long the end of the run (identify and group calls, merge, write) t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
 
@@ -56,25 +58,25 @@ def main(argv: list[str] | None = None) -> int:
 
         return call
 
-    patches = {
-        (pipeline, "read_events"): traced_read_events,
-        (transform.Transformer, "finish"): traced(
-            "identify and group state", transform.Transformer.finish
-        ),
-        (pipeline, "write_dry_run"): traced("merge and write", pipeline.write_dry_run),
-    }
-    originals = {target: getattr(*target) for target in patches}
-    with tempfile.TemporaryDirectory(prefix="accoil-timeline-") as work:
-        try:
-            for (owner, name), fn in patches.items():
-                setattr(owner, name, fn)
-            t0 = time.perf_counter()
-            options = at.RunOptions(format=args.format, out=Path(work) / "calls.ndjson")
-            at.run(str(args.zip), at.TransformConfig(), options)
-            end = time.perf_counter()
-        finally:
-            for (owner, name), fn in originals.items():
-                setattr(owner, name, fn)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(pipeline, "read_events", traced_read_events))
+        stack.enter_context(
+            mock.patch.object(
+                transform.Transformer,
+                "finish",
+                traced("identify and group state", transform.Transformer.finish),
+            )
+        )
+        stack.enter_context(
+            mock.patch.object(
+                pipeline, "write_dry_run", traced("merge and write", pipeline.write_dry_run)
+            )
+        )
+        work = stack.enter_context(tempfile.TemporaryDirectory(prefix="accoil-timeline-"))
+        t0 = time.perf_counter()
+        options = at.RunOptions(format=args.format, out=Path(work) / "calls.ndjson")
+        at.run(str(args.zip), at.TransformConfig(), options)
+        end = time.perf_counter()
     last = t0
     for t, what in events:
         print(f"{t - t0:6.3f} s  (+{t - last:.3f})  {what}")
