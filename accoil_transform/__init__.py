@@ -1,58 +1,88 @@
 """accoil_transform: move Amplitude product-analytics events into Accoil, with polars.
 
-The pipeline is ``read → normalise → select → map → resolve groups → calls → deliver``:
+The pipeline is ``read → transform → calls → deliver``, one subpackage a stage
+(:mod:`.read`, :mod:`.rules`, :mod:`.calls`, :mod:`.delivery`; :mod:`.jobs` ties them):
 
 >>> import accoil_transform as at
 >>> config = at.TransformConfig(properties=["plan"])
->>> result = at.transform(at.read_events("sample_data/amplitude_export_sample.zip", config), config)
+>>> result = at.transform("sample_data/amplitude_export_sample.zip", config)
+>>> result.report.rows_read == result.report.kept + sum(result.report.dropped.values())
+True
 >>> calls = at.build_calls(result.tracks, result.identifies, result.groups, "v2")
+>>> calls.columns
+['kind', 'call_id', 'user_id', 'body']
+
+``import accoil_transform`` also registers the ``accoil`` namespace on polars frames.
 """
 
 from __future__ import annotations
 
-from . import namespace as namespace  # registers df.accoil and lf.accoil
-from .batches import CallBatch, iter_batches
-from .calls import build_calls, group_calls, identify_calls, track_calls
-from .config import FieldRef, TransformConfig
-from .errors import AccoilTransformError, ConfigError, InputError
-from .formats import FORMATS, AuthScheme, WireFormat, get_format
-from .groups import primary_groups
-from .normalize import normalize_frame
-from .output import write_dry_run
-from .pipeline import RunOptions, RunResult, run, transform_inputs
-from .readers import read_events
-from .report import DROP_REASONS, TransformReport
-from .transform import Transformer, TransformResult, transform
+from typing import TYPE_CHECKING, Any
+
+from .calls import build_calls
+from .config import DeliveryOptions, FieldRef, ReadOptions, RetryPolicy, RunOptions, TransformConfig
+from .errors import (
+    AccoilTransformError,
+    AuthenticationError,
+    ConfigError,
+    DeliveryError,
+    ExportError,
+    InputError,
+    LedgerError,
+)
+from .integrations import polars_namespace as _polars_namespace  # registers df/lf.accoil
+from .jobs import RunResult, run, transform
+from .read import read_events
+from .rules import TransformReport, TransformResult
+
+if TYPE_CHECKING:
+    from .delivery import DeliveryReport, send
+    from .jobs import SyncResult, sync
 
 __version__ = "0.1.0"
 
+#: Names imported on first use: they pull in an HTTP client a dry run never needs.
+_LAZY = {
+    "send": "delivery",
+    "DeliveryReport": "delivery",
+    "sync": "jobs._sync",
+    "SyncResult": "jobs._sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "DROP_REASONS",
-    "FORMATS",
     "AccoilTransformError",
-    "AuthScheme",
-    "CallBatch",
+    "AuthenticationError",
     "ConfigError",
+    "DeliveryError",
+    "DeliveryOptions",
+    "DeliveryReport",
+    "ExportError",
     "FieldRef",
     "InputError",
+    "LedgerError",
+    "ReadOptions",
+    "RetryPolicy",
     "RunOptions",
     "RunResult",
+    "SyncResult",
     "TransformConfig",
     "TransformReport",
     "TransformResult",
-    "Transformer",
-    "WireFormat",
     "build_calls",
-    "get_format",
-    "group_calls",
-    "identify_calls",
-    "iter_batches",
-    "normalize_frame",
-    "primary_groups",
     "read_events",
     "run",
-    "track_calls",
+    "send",
+    "sync",
     "transform",
-    "transform_inputs",
-    "write_dry_run",
 ]
+
+del _polars_namespace

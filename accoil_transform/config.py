@@ -1,28 +1,69 @@
-"""What a user sets about the transform: selection and mapping (SPEC §2–3)."""
+"""What a user sets: the option classes of each stage, and every default in one place.
+
+Each class is frozen and checks itself when it is made, raising :class:`ConfigError`.
+The command line's settings table (TOML, ``ACCOIL_*`` variables, flags) reads its
+defaults from the constants below, so a default is written once.
+
+- :class:`TransformConfig`: selection and mapping (``docs/rules.md``);
+- :class:`ReadOptions`: how inputs are read (chunk sizes, read-ahead);
+- :class:`DeliveryOptions` (with :class:`RetryPolicy`): how calls are sent;
+- :class:`RunOptions`: what a run writes or sends.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Literal
+
+from ._retry import RetryPolicy
+from .errors import ConfigError
+
+# --------------------------------------------------------------------------- defaults
+
+DEFAULT_USER_ID = "user_id"
+DEFAULT_USER_TRAITS: tuple[str, ...] = ("email", "name")
+DEFAULT_FORMAT = "v2"
+DEFAULT_BASE_URL = "https://in.accoil.com"
+DEFAULT_OUT = Path("accoil-dry-run.ndjson")
+DEFAULT_LEDGER = Path("accoil-ledger.sqlite")
+DEFAULT_DEAD_LETTER = Path("accoil-dead-letter.ndjson")
+DEFAULT_EXPORT_DIR = Path("amplitude-export")
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_CONCURRENCY = 16
+#: Seconds to wait for a response; connecting waits at most :data:`MAX_CONNECT_TIMEOUT`.
+DEFAULT_TIMEOUT = 30.0
+MAX_CONNECT_TIMEOUT = 10.0
+DEFAULT_AMPLITUDE_REGION = "us"
+
+#: Events are transformed in chunks of about this many bytes of NDJSON text.
+DEFAULT_CHUNK_BYTES = 128 << 20
+#: Text is read and inflated in pieces of at most this many bytes. glibc maps every
+#: block over 32 MB afresh, and each page of a fresh mapping faults on its first write;
+#: smaller blocks come from its heap and are used again.
+DEFAULT_READ_BYTES = 16 << 20
+#: About this many bytes of lines go to msgspec in one call (it holds the GIL meanwhile).
+DEFAULT_DECODE_BYTES = 256 << 10
+#: Pieces the inflate thread makes ahead of the decode thread.
+DEFAULT_INFLATE_AHEAD = 2
+#: A Parquet file is sliced at row groups of about ``chunk_bytes`` ÷ this many rows:
+#: about the size of an exported event, whose JSON columns make most of a row.
+DEFAULT_TABLE_ROW_BYTES = 2048
 
 PropertyScope = Literal["column", "event_properties", "user_properties"]
 _SCOPES: tuple[PropertyScope, ...] = ("event_properties", "user_properties")
 
-#: User ids that count as missing, compared case-insensitively after trimming (SPEC §2).
-PLACEHOLDER_USER_IDS: frozenset[str] = frozenset(
-    {
-        "",
-        "null",
-        "none",
-        "nil",
-        "undefined",
-        "anonymous",
-        "0",
-        "-1",
-        "00000000-0000-0000-0000-000000000000",
-    }
+#: The nested Amplitude columns, always carried as JSON text.
+JSON_COLUMNS: tuple[str, ...] = (
+    "event_properties",
+    "user_properties",
+    "groups",
+    "group_properties",
 )
+
+
+# --------------------------------------------------------------------------- transform
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +71,7 @@ class FieldRef:
     """Where a value comes from: a top-level column, or a key inside a JSON object column.
 
     ``scope=None`` on a property means "look in ``event_properties``, then in
-    ``user_properties``" (SPEC §3).
+    ``user_properties``".
     """
 
     name: str
@@ -41,13 +82,13 @@ class FieldRef:
         """Parse ``"email"``, ``"user_properties.email"`` or ``"event_properties.plan"``."""
         spec = spec.strip()
         if not spec:
-            raise ValueError("an empty field name is not allowed")
+            raise ConfigError("an empty field name is not allowed")
         for scope in _SCOPES:
             prefix = scope + "."
             if spec.startswith(prefix):
                 name = spec[len(prefix) :]
                 if not name:
-                    raise ValueError(f"{spec!r} names no key inside {scope}")
+                    raise ConfigError(f"{spec!r} names no key inside {scope}")
                 return cls(name, scope)
         return cls(spec, default_scope)
 
@@ -64,6 +105,14 @@ def _as_refs(
     )
 
 
+def _strings(name: str, value: str | Sequence[str]) -> tuple[str, ...]:
+    """A tuple of strings from one string or a sequence of them."""
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class TransformConfig:
     """Selection and mapping settings; the defaults mirror the destination's own.
@@ -78,47 +127,72 @@ class TransformConfig:
             and, with the user's latest values, to identify traits.
         user_traits: user traits taken from ``user_properties`` for identify calls.
         event_rename: optional ``{amplitude event_type: accoil event name}``.
+
+    Raises:
+        ConfigError: a setting is malformed, or an event type is both included and
+            excluded.
     """
 
-    user_id: str | FieldRef = "user_id"
+    user_id: str | FieldRef = DEFAULT_USER_ID
     include_events: tuple[str, ...] = ()
     exclude_events: tuple[str, ...] = ()
     properties: tuple[str | FieldRef, ...] = ()
-    user_traits: tuple[str, ...] = ("email", "name")
+    user_traits: tuple[str, ...] = DEFAULT_USER_TRAITS
     event_rename: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Accept lists and plain strings from callers; store canonical tuples/refs.
+        # Accept lists and plain strings from callers; store canonical tuples and refs.
         uid = self.user_id
-        object.__setattr__(
-            self,
-            "user_id",
-            uid if isinstance(uid, FieldRef) else FieldRef.parse(uid, default_scope="column"),
-        )
+        if not isinstance(uid, FieldRef):
+            if not isinstance(uid, str):
+                raise ConfigError(f"user_id must be a string, got {uid!r}")
+            uid = FieldRef.parse(uid, default_scope="column")
+        object.__setattr__(self, "user_id", uid)
         for name in ("include_events", "exclude_events", "user_traits"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = (value,)
-            object.__setattr__(self, name, tuple(value))
+            object.__setattr__(self, name, _strings(name, getattr(self, name)))
         props = self.properties
-        if isinstance(props, str):
-            props = (props,)
+        props = (props,) if isinstance(props, str | FieldRef) else tuple(props)
         object.__setattr__(self, "properties", _as_refs(props, None))
-        object.__setattr__(self, "event_rename", dict(self.event_rename))
+        rename = self.event_rename
+        if not isinstance(rename, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in rename.items()
+        ):
+            raise ConfigError(f"event_rename must map strings to strings, got {rename!r}")
+        object.__setattr__(self, "event_rename", dict(rename))
         overlap = set(self.include_events) & set(self.exclude_events)
         if overlap:
-            raise ValueError(
+            raise ConfigError(
                 f"event types both included and excluded: {', '.join(sorted(overlap))}"
             )
 
     @property
     def user_id_ref(self) -> FieldRef:
+        """The user id source, parsed."""
         assert isinstance(self.user_id, FieldRef)
         return self.user_id
 
     @property
     def property_refs(self) -> tuple[FieldRef, ...]:
+        """The additional properties, parsed."""
         return self.properties  # type: ignore[return-value]
+
+    @property
+    def user_id_column(self) -> str | None:
+        """The top-level column the user id comes from (``None`` for a property)."""
+        ref = self.user_id_ref
+        return ref.name if ref.scope == "column" else None
+
+    def json_columns_needed(self) -> frozenset[str]:
+        """The nested JSON columns the rules read under this config (readers skip the rest)."""
+        needed = {"groups", "group_properties"}
+        if self.user_traits:
+            needed.add("user_properties")
+        for ref in (*self.property_refs, self.user_id_ref):
+            if ref.scope is None:
+                needed |= {"event_properties", "user_properties"}
+            elif ref.scope != "column":
+                needed.add(ref.scope)
+        return frozenset(needed)
 
     def replace(self, **changes: Any) -> TransformConfig:
         """A copy with some settings changed."""
@@ -134,5 +208,130 @@ class TransformConfig:
                 value = [str(v) for v in value]
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
             out[f.name] = value
         return out
+
+
+# --------------------------------------------------------------------------- read
+
+
+def _at_least(name: str, value: int | float, low: int | float) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}, got {value}")
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How inputs are read: the sizes of the pieces and chunks that bound memory.
+
+    NDJSON text is inflated in pieces of ``read_bytes``, decoded ``decode_bytes`` at a
+    time, and gathered into chunks of about ``chunk_bytes`` of text for the transform.
+    """
+
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    read_bytes: int = DEFAULT_READ_BYTES
+    decode_bytes: int = DEFAULT_DECODE_BYTES
+    inflate_ahead: int = DEFAULT_INFLATE_AHEAD
+    table_row_bytes: int = DEFAULT_TABLE_ROW_BYTES
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _at_least(f.name, getattr(self, f.name), 1)
+
+    @property
+    def piece_bytes(self) -> int:
+        """The size of the pieces read and inflated: never more than a chunk."""
+        return min(self.read_bytes, self.chunk_bytes)
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """How :func:`accoil_transform.send` delivers (the CLI flags map onto these)."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    """Requests in flight at most."""
+    max_rate: float | None = None
+    """Calls per second at most (``None``: no limit besides the 429 slow-down)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds to wait for each response (connecting: at most 10 s of it)."""
+    ledger_path: str | Path | None = None
+    """SQLite ledger of acknowledged ids; ``None`` sends everything."""
+    dead_letter_path: str | Path | None = None
+    """NDJSON file for calls that finally failed; ``None`` only counts them."""
+    auth_failure_threshold: int = 20
+    """Stop after this many 401/403 in a row with no success in between."""
+    progress: bool = False
+    """Show a progress bar on stderr, if it is a terminal."""
+    window: int | None = None
+    """Calls dispatched but not finished at most; default ``4 * concurrency``."""
+
+    def __post_init__(self) -> None:
+        _at_least("concurrency", self.concurrency, 1)
+        _positive("max_rate", self.max_rate)
+        _positive("timeout", self.timeout)
+        _at_least("auth_failure_threshold", self.auth_failure_threshold, 1)
+        if self.window is not None and self.window < self.concurrency:
+            raise ConfigError("window must be at least the concurrency")
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) timeouts in seconds."""
+        return (min(MAX_CONNECT_TIMEOUT, self.timeout), self.timeout)
+
+    @property
+    def effective_window(self) -> int:
+        return self.window or 4 * self.concurrency
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run writes or delivers its calls.
+
+    With no ``api_key`` the run is a dry run: every call goes to ``out`` as NDJSON.
+    """
+
+    format: str = DEFAULT_FORMAT
+    api_key: str | None = field(default=None, repr=False)
+    dry_run: bool = False
+    out: Path = DEFAULT_OUT
+    report: Path | None = None
+    quarantine: Path | None = None
+    strict: bool = False
+    base_url: str | None = None
+    url: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    read: ReadOptions = field(default_factory=ReadOptions)
+
+    def __post_init__(self) -> None:
+        from .calls import FORMATS  # the formats module imports nothing back
+
+        if self.format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        _at_least("batch_size", self.batch_size, 1)
+        for name in ("out", "report", "quarantine"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
+    @property
+    def is_dry_run(self) -> bool:
+        return self.dry_run or not self.api_key
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with some options changed."""
+        return replace(self, **changes)

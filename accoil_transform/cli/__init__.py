@@ -1,7 +1,9 @@
 """The ``accoil-transform`` command line: one module per subcommand.
 
 Each subcommand module has ``register(subparsers)``, which adds its parser and sets
-``func``: a callable taking the parsed arguments and returning the exit code.
+``func``: a callable taking the parsed arguments and returning the exit code
+(:class:`~._common.Exit`, the same in every subcommand). Subcommands import the work
+they do only when they run.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import config, export, run, serve, sync
+from . import config_check, export, run, serve_local, sync
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Move Amplitude events into Accoil: read, transform, write or deliver.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, sync, export, serve, config):
+    for module in (run, sync, export, serve_local, config_check):
         module.register(sub)
     return parser
 

@@ -6,21 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from accoil_transform.amplitude_export import (
-    API_KEY_ENV,
-    SECRET_KEY_ENV,
-    AmplitudeExportClient,
-    ExportAuthError,
-    ExportCredentialsError,
-    ExportError,
-    ExportWindow,
-)
-from accoil_transform.errors import ConfigError
-from accoil_transform.settings import Settings
+from ._common import Exit, fail
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+API_KEY_ENV = "AMPLITUDE_API_KEY"
+SECRET_KEY_ENV = "AMPLITUDE_SECRET_KEY"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description=(
             "Download the events Amplitude received (by server_upload_time) from --start "
             "to --end, both hours included, into zip files in --out. A 404 is an empty "
-            "window; a window over the 4 GB limit is split in halves."
+            "window; a window over the 4 GB limit is split in halves. Exit codes: 0 done, "
+            "2 usage or missing keys, 5 the Export API failed."
         ),
     )
     p.add_argument(
@@ -64,18 +54,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--timeout", type=float, default=600.0, help="read timeout in seconds (default: 600)"
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the export; print a summary. Exit 0 on success, 2 on usage/credentials, 1 else."""
+def main(args: argparse.Namespace) -> int:
+    """Run the export; print a summary."""
+    from dataclasses import replace
+
+    from ..amplitude import DEFAULT_EXPORT_RETRY, AmplitudeExportClient, ExportWindow
+    from ..errors import AccoilTransformError
+    from ._settings import Settings
+    from .run import exit_code
+
+    if args.max_retries < 0 or args.timeout <= 0:
+        return fail("export", "--max-retries must be >= 0 and --timeout > 0", Exit.USAGE)
     try:
         window = ExportWindow.parse(args.start, args.end)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    if args.max_retries < 0 or args.timeout <= 0:
-        return _fail("--max-retries must be >= 0 and --timeout > 0", EXIT_USAGE)
-    try:
         # Flags win over $AMPLITUDE_* / $ACCOIL_AMPLITUDE_* variables, which win over the file.
         settings = Settings.load(
             args.config,
@@ -86,31 +80,23 @@ def run(args: argparse.Namespace) -> int:
                 "amplitude_base_url": args.base_url,
             },
         )
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    try:
         with AmplitudeExportClient(
             settings["amplitude_api_key"],
             settings["amplitude_secret_key"],
             region=settings["amplitude_region"],
             base_url=settings["amplitude_base_url"],
-            max_retries=args.max_retries,
+            retry=replace(DEFAULT_EXPORT_RETRY, max_attempts=args.max_retries + 1),
             timeout=(10.0, args.timeout),
         ) as client:
             print(f"exporting {window} from {client.url} into {args.out}", file=sys.stderr)
             result = client.export_range(window, out_dir=args.out)
-    except (ExportCredentialsError, ExportAuthError) as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except ExportError as exc:
-        return _fail(str(exc), EXIT_FAILURE)
+    except AccoilTransformError as exc:
+        return fail("export", f"error: {exc}", exit_code(exc))
     except OSError as exc:
-        return _fail(f"cannot write to {args.out}: {exc.strerror or exc}", EXIT_FAILURE)
+        return fail(
+            "export", f"error: cannot write to {args.out}: {exc.strerror or exc}", Exit.EXPORT
+        )
     print(result.summary())
     for f in result.files:
         print(f"  {f.path}  {f.bytes:,} bytes")
-    return EXIT_OK
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"accoil-transform export: error: {message}", file=sys.stderr)
-    return code
+    return Exit.OK

@@ -6,10 +6,11 @@ Exit codes:
   the state moved forward.
 * 1: some calls failed after all retries; the state did not move, so the next run
   repeats the window and sends only what was not acknowledged.
-* 2: usage or configuration error (including no recorded state and no ``--start``).
+* 2: usage or configuration error (including no recorded state and no ``--start``,
+  and no Amplitude keys).
 * 3: bad input in the export.
 * 4: Accoil rejected the API key (401/403).
-* 5: the Amplitude Export API failed (credentials, region, or a server error).
+* 5: the Amplitude Export API failed (keys refused, wrong region, or a server error).
 """
 
 from __future__ import annotations
@@ -17,26 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..amplitude_export import AmplitudeExportClient, ExportError
-from ..delivery import AuthenticationError
-from ..errors import AccoilTransformError, ConfigError, InputError
-from ..output import format_report
-from ..sync import sync
-from .run import (
-    EXIT_AUTH,
-    EXIT_INPUT,
-    EXIT_USAGE,
-    add_setting_flags,
-    options_from_settings,
-    settings_from_args,
-)
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_EXPORT = 5
+from ._common import Exit, add_setting_flags, fail, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "sync",
         help="export the hours since the last successful run from Amplitude and send them",
@@ -65,14 +50,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..amplitude import AmplitudeExportClient
+    from ..errors import AccoilTransformError, ConfigError
+    from ..jobs import sync
+    from ._summary import format_report
+    from .run import exit_code
+
     try:
         settings = settings_from_args(args)
         config = settings.transform_config()
-        options = options_from_settings(settings, dry_run=args.dry_run)
+        options = settings.run_options(dry_run=args.dry_run, progress=sys.stderr.isatty())
         if options.is_dry_run and not args.dry_run:
             raise ConfigError("sync sends calls: set ACCOIL_API_KEY (or use --dry-run)")
     except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail("sync", exc, Exit.USAGE)
     try:
         with AmplitudeExportClient(
             settings["amplitude_api_key"],
@@ -89,31 +80,21 @@ def main(args: argparse.Namespace) -> int:
                 start=args.start,
                 until=args.until,
             )
-    except ConfigError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    except ExportError as exc:
-        return _fail(f"Amplitude export failed: {exc}", EXIT_EXPORT)
-    except InputError as exc:
-        return _fail(str(exc), EXIT_INPUT)
-    except AuthenticationError as exc:
-        return _fail(str(exc), EXIT_AUTH)
     except AccoilTransformError as exc:
-        return _fail(str(exc), EXIT_INCOMPLETE)
+        code = exit_code(exc)
+        if code == Exit.EXPORT:
+            return fail("sync", f"Amplitude export failed: {exc}", code)
+        return fail("sync", exc, code)
     if result.window is None:
         print(f"nothing new to sync (last synced hour: {result.last_hour})")
-        return EXIT_OK
+        return Exit.OK
     print(
         f"window {result.window.start_str} .. {result.window.end_str}: {len(result.files)} file(s)"
     )
-    if result.report:
-        print(format_report(result.report))
+    if result.run is not None:
+        print(format_report(result.run.to_dict()))
     if not result.complete:
         print("some calls failed; the state was not moved, run again to retry", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        return Exit.FAILED_CALLS
     print(f"last synced hour: {result.last_hour}")
-    return EXIT_OK
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"accoil-transform sync: {message}", file=sys.stderr)
-    return code
+    return Exit.OK

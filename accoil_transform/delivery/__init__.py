@@ -1,16 +1,17 @@
-"""Deliver Accoil calls: concurrent, rate-limited, retried, and recorded in a ledger."""
+"""Delivery: send calls to Accoil concurrently, retried, rate-limited, and once each.
 
-from .client import AccoilClient, DeliveryError, HttpResult, Secret, TransportError
-from .ledger import Ledger, LedgerError
-from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
-from .sender import (
-    AuthenticationError,
-    DeliveryOptions,
-    DeliveryReport,
-    EndpointStats,
-    FlowControl,
-    send,
-)
+:func:`send` delivers batches of calls; :class:`Ledger` records what Accoil
+acknowledged so that a re-run skips it; :class:`DeliveryReport` says what happened.
+"""
+
+from .._retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from ..config import DeliveryOptions
+from ..errors import AuthenticationError, DeliveryError, LedgerError
+from ._client import AccoilClient, HttpResult, TransportError
+from ._flow import FlowControl
+from ._ledger import Ledger
+from ._report import DeliveryReport, EndpointStats
+from ._sender import send
 
 __all__ = [
     "RETRY_STATUSES",
@@ -25,7 +26,6 @@ __all__ = [
     "Ledger",
     "LedgerError",
     "RetryPolicy",
-    "Secret",
     "TransportError",
     "parse_retry_after",
     "send",

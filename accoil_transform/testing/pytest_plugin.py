@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .accoil_server import LocalAccoil
+from ._accoil_server import LocalAccoil
 
 
 @pytest.fixture

@@ -1,0 +1,87 @@
+"""Flow control: how many requests may be in flight, and when the next may start."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+
+
+class FlowControl:
+    """Admits requests: a ``max_rate`` token bucket, an AIMD window and 429 pauses.
+
+    The window of requests in flight starts at ``concurrency``; a 429 halves it (at
+    most once per window's worth of responses) and pauses every new request for the
+    ``Retry-After`` (or a backoff); each other success grows it by ``1/window`` back
+    up to ``concurrency``. The bucket holds one token, so requests are spaced by
+    ``1/max_rate`` at least.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        max_rate: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = concurrency
+        self._window = float(concurrency)
+        self._interval = 1.0 / max_rate if max_rate else 0.0
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._next_slot = 0.0
+        self._resume_at = 0.0
+        self._responses = 0
+        self._last_cut = -math.inf
+        self._closed = False
+
+    @property
+    def window(self) -> float:
+        return self._window
+
+    @property
+    def resume_at(self) -> float:
+        return self._resume_at
+
+    def acquire(self) -> bool:
+        """Wait for a turn to send; ``False`` once :meth:`close` was called."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    return False
+                now = self._clock()
+                if now < self._resume_at:
+                    self._cond.wait(self._resume_at - now)
+                elif self._inflight >= int(self._window):
+                    self._cond.wait()
+                else:
+                    break
+            self._inflight += 1
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+        return True
+
+    def release(self, *, ok: bool = False, throttled: bool = False, pause: float = 0.0) -> None:
+        """End a request: ``ok`` (2xx) grows the window, ``throttled`` (429) cuts it."""
+        with self._cond:
+            self._inflight -= 1
+            self._responses += 1
+            if throttled:
+                if self._responses - self._last_cut >= self._window:
+                    self._window = max(1.0, self._window / 2)
+                    self._last_cut = self._responses
+                if pause > 0:
+                    self._resume_at = max(self._resume_at, self._clock() + pause)
+                self._cond.notify_all()
+            else:
+                if ok and self._window < self.limit:
+                    self._window = min(float(self.limit), self._window + 1.0 / self._window)
+                self._cond.notify(max(1, int(self._window) - self._inflight))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

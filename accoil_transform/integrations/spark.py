@@ -1,0 +1,543 @@
+"""Run the transform inside Apache Spark, for event tables past one machine.
+
+Nothing here is a distributed system of its own: Spark reads, shuffles and retries; each
+partition runs the same pure core as the single-machine path
+(:func:`~accoil_transform.read.normalize_frame` and :func:`transform_batch`) through
+``mapInArrow``.
+
+:func:`to_calls` plans it in three steps:
+
+1. **Shape and normalise** (no shuffle). The needed columns are picked by the core's
+   own rules (any case, ``$insert_id``/``_insert_id``/``insert_id``); nested
+   struct/map/array/variant columns become JSON text with ``to_json`` (null fields
+   kept). Each scan batch then goes through ``normalize_frame``, which also yields the
+   core's duplicate key (null for a malformed row) and user id of every row.
+2. **Duplicates, over the whole input.** A window by duplicate key ordered by ``_row``
+   flags every row but the first occurrence in input order. Malformed rows have no key,
+   so they never count as a first occurrence, exactly as in the core.
+3. **By user.** Rows that can become calls (not malformed, not a duplicate, with a user
+   id) are repartitioned by user id and sorted by ``_row`` within each partition, so a
+   user's identify/group de-duplication and track order stay in one partition; each
+   partition is transformed whole (identify takes a user's latest event).
+
+**Input order.** ``_row`` is the global input order that breaks ties (the first of
+duplicates, the latest of events with equal times) and numbers events that have
+neither ``uuid`` nor ``$insert_id`` in their call ids. A ``_row`` column of the input
+(non-negative, unique integers) is used as is; :func:`read_amplitude_json` makes one
+that equals the single-machine reader's. Otherwise it is
+``monotonically_increasing_id()`` on the input, before any shuffle: Spark's scan order,
+stable for a given set of files.
+
+Install with ``pip install "accoil-transform[spark]"``; importing this module does not
+need pyspark, calling it does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+
+from ..calls import build_calls, get_format, iter_batches
+from ..config import DEFAULT_BATCH_SIZE, JSON_COLUMNS, DeliveryOptions, TransformConfig
+from ..errors import ConfigError, InputError
+from ..read import (
+    CANONICAL_SCHEMA,
+    canonical_name,
+    file_order,
+    ndjson_read_schema,
+    normalize_frame,
+    parse_ndjson,
+)
+from ..rules import apply_rules, dedup_key, user_id
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from ..delivery import DeliveryReport
+
+INSTALL_HINT = 'the Spark path needs pyspark: pip install "accoil-transform[spark]"'
+
+#: The columns of a calls DataFrame (Spark DDL): the calls frame's own.
+CALLS_DDL = "kind string, call_id string, user_id string, body string"
+
+#: :data:`CALLS_DDL` in Arrow: plain ``string`` (32-bit offsets), the type Spark's
+#: ``StringType`` maps to; never ``large_string`` or ``string_view``.
+CALLS_ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string()),
+        pa.field("call_id", pa.string()),
+        pa.field("user_id", pa.string()),
+        pa.field("body", pa.string()),
+    ]
+)
+
+#: Rows per output record batch: keeps each batch's string data far below 2 GiB.
+_OUT_ROWS = 65_536
+
+#: Columns the per-partition transform needs, after normalisation (Spark DDL).
+_CANONICAL_DDL = (
+    "_row long, uuid string, insert_id string, device_id string, user_id string, "
+    "event_type string, event_time timestamp, " + ", ".join(f"{c} string" for c in JSON_COLUMNS)
+)
+_KEYED_DDL = _CANONICAL_DDL + ", _key string, _user string"
+_SOURCE = "<spark>"
+
+
+def _pyspark() -> Any:
+    """``pyspark.sql.functions``, or an ImportError that says how to install it."""
+    try:
+        from pyspark.sql import functions
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return functions
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_amplitude_json(
+    spark: SparkSession,
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    config: TransformConfig | None = None,
+) -> DataFrame:
+    """Read Amplitude NDJSON files (``.json``, ``.json.gz``) into a Spark DataFrame.
+
+    For the S3/GCS export layout, or Export API zips once unzipped (their members are
+    gzip NDJSON). Lines are parsed by the core's own NDJSON reader, so nested columns
+    are the same JSON text as on one machine; a line that is not a JSON object becomes
+    a row of nulls (malformed, as on one machine). ``_row`` numbers the non-blank lines
+    as the single-machine reader does for a folder: by directory, then Export API
+    members by date, hour and part, then by name; lines in file order. Numbering costs
+    one counting pass over the files.
+    """
+    F = _pyspark()
+
+    config = config or TransformConfig()
+    uid = config.user_id_ref
+    schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
+    ddl = "_row long, " + ", ".join(f"`{name}` string" for name in schema)
+    single = isinstance(paths, str | os.PathLike)
+    paths = [_absolute(p) for p in ([paths] if single else paths)]  # type: ignore[list-item,union-attr]
+    value = F.regexp_replace("value", "^\ufeff", "")  # a UTF-8 byte order mark
+    lines = (
+        spark.read.option("lineSep", "\n")  # not at a lone \r, as on one machine
+        .text(paths)
+        .where(F.length(F.btrim(value, F.lit(" \t\r\x0b\x0c"))) > 0)
+        # After the filter, so that ids are consecutive within a file split.
+        .select(
+            value.alias("value"),
+            F.col("_metadata.file_path").alias("_file"),
+            F.col("_metadata.file_block_start").alias("_block"),
+            F.monotonically_increasing_id().alias("_mid"),
+        )
+    )
+    splits = lines.groupBy("_file", "_block").agg(
+        F.count(F.lit(1)).alias("n"), F.min("_mid").alias("first")
+    )
+    start, shifts = 0, []
+    for split in sorted(splits.collect(), key=lambda r: (_path_key(r["_file"]), r["_block"])):
+        shifts.append((split["_file"], split["_block"], start - split["first"]))
+        start += split["n"]
+    shift = spark.createDataFrame(shifts, "_file string, _block long, _shift long")
+    numbered = lines.join(F.broadcast(shift), ["_file", "_block"]).select(
+        (F.col("_mid") + F.col("_shift")).alias("_row"), "value"
+    )
+    parse = _ParseLines(schema, _arrow_schema(spark, ddl))
+    return numbered.mapInArrow(parse, ddl)
+
+
+class _ParseLines:
+    """mapInArrow: NDJSON lines to event columns with the core's NDJSON reader."""
+
+    def __init__(self, schema: dict[str, pl.DataType], arrow: pa.Schema) -> None:
+        self.schema, self.arrow = schema, arrow
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            values = batch.column("value").to_pylist()
+            try:
+                parsed = parse_ndjson("\n".join(values).encode(), _SOURCE, self.schema)
+            except InputError:  # no line of this batch is a JSON object: all malformed
+                parsed = pl.DataFrame(
+                    {
+                        name: pl.Series(name, [None] * len(values), dtype)
+                        for name, dtype in self.schema.items()
+                    }
+                )
+            if parsed.height != len(values):
+                raise RuntimeError("NDJSON lines and parsed rows do not line up")
+            out = parsed.select(list(self.schema)).with_columns(
+                _row=pl.Series(batch.column("_row"))
+            )
+            yield from _to_arrow(out.select(self.arrow.names), self.arrow)
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """A local relative path made absolute here: Spark resolves it against the JVM's cwd."""
+    text = os.fspath(path)
+    return text if "://" in text or text.startswith("file:") else os.path.abspath(text)
+
+
+def _path_key(uri: str) -> tuple:
+    """Sort like the single-machine reader sorts a folder (Export API members by hour)."""
+    return file_order(Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path)))
+
+
+# --------------------------------------------------------------------------- transform
+
+
+def transform_batch(
+    batch: pa.RecordBatch | pa.Table | pl.DataFrame,
+    config: TransformConfig | None = None,
+    format: str = "v2",
+) -> pa.Table:
+    """Map a batch of canonical events to its calls, in delivery order (no Spark needed).
+
+    ``batch`` has the :data:`~accoil_transform.read.CANONICAL_SCHEMA` columns (as made
+    by :func:`~accoil_transform.read.normalize_frame`) and optionally a boolean
+    ``_duplicate`` judged over the whole input. A batch is self-contained: identify and
+    group calls come from the latest event of each user in it, so it must hold every
+    event of each of its users. The result has :data:`CALLS_ARROW_SCHEMA`: identify
+    calls first, then group, then track.
+
+    >>> from accoil_transform.read import empty_canonical
+    >>> transform_batch(empty_canonical()).schema == CALLS_ARROW_SCHEMA
+    True
+    """
+    frame = batch if isinstance(batch, pl.DataFrame) else pl.DataFrame(batch)
+    columns = [*CANONICAL_SCHEMA, *(["_duplicate"] if "_duplicate" in frame.columns else [])]
+    config = config or TransformConfig()
+    result = apply_rules(frame.select(columns), config)
+    calls = build_calls(result.tracks, result.identifies, result.groups, get_format(format))
+    batches = [
+        pa.RecordBatch.from_arrays(
+            [chunk[name].to_arrow().cast(pa.string()) for name in CALLS_ARROW_SCHEMA.names],
+            schema=CALLS_ARROW_SCHEMA,
+        )
+        for chunk in calls.iter_slices(_OUT_ROWS)
+    ]
+    return pa.Table.from_batches(batches, schema=CALLS_ARROW_SCHEMA)
+
+
+def to_calls(
+    spark_df: DataFrame,
+    config: TransformConfig | None = None,
+    format: str = "v2",
+    *,
+    partitions: int | None = None,
+) -> DataFrame:
+    """Transform a Spark DataFrame of Amplitude events into a DataFrame of Accoil calls.
+
+    ``spark_df`` is in either export shape: nested columns as JSON strings, or as
+    structs/maps (or variants). The result has the columns of a calls frame (``kind``,
+    ``call_id``, ``user_id``, ``body``; :data:`CALLS_DDL`), and ``partitions`` partitions
+    (default ``spark.sql.shuffle.partitions``) of whole users, each in delivery order:
+    identify, then group, then track. Its calls equal the single-machine path's (see the
+    module notes on input order).
+
+    Raises:
+        ImportError: pyspark is not installed.
+        InputError: a required column is missing or has an unusable type.
+    """
+    F = _pyspark()
+    from pyspark.sql import Window
+
+    config = config or TransformConfig()
+    wire = get_format(format)
+    spark = spark_df.sparkSession
+    shaped, names = _shape(spark_df, config)
+    normalize = _Normalize(config, names, _arrow_schema(spark, _KEYED_DDL))
+    keyed = shaped.mapInArrow(normalize, _KEYED_DDL)
+
+    # 2. Duplicates: the first non-malformed occurrence of a key, in input order, is kept.
+    # Rows without a key get a key of their own, so they do not all meet in one task.
+    own_key = F.concat(F.lit("\x00"), F.col("_row").cast("string"))
+    first = Window.partitionBy(F.coalesce("_key", own_key)).orderBy("_row")
+    flagged = (
+        keyed.where(F.col("_key").isNotNull() | F.col("_user").isNotNull())
+        .withColumn("_duplicate", F.row_number().over(first) > 1)
+        .where(F.col("_user").isNotNull() & ~F.col("_duplicate"))
+    )
+
+    # 3. Each user's rows in one partition, in input order.
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    by_user = flagged.repartition(n, "_user").sortWithinPartitions("_row").drop("_key", "_user")
+    if config.user_id_ref.scope == "column":  # canonical rows hold it as ``user_id``
+        config = config.replace(user_id="user_id")
+    transform = _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL))
+    return by_user.mapInArrow(transform, CALLS_DDL)
+
+
+def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]]:
+    """The columns the core reads, nested ones as JSON text, and their input names.
+
+    Columns are renamed by position (``_c0``, ``_c1``...): input names may hold ``$``
+    or dots, or differ only in case, which Spark cannot tell apart. The partitions put
+    the input names back, and ``normalize_frame`` folds them (every spelling of a
+    column, coalesced) exactly as on one machine.
+    """
+    F = _pyspark()
+    from pyspark.sql import types as T
+
+    uid = config.user_id_ref
+    wanted = {"uuid", "insert_id", "device_id", "event_type", "event_time", *JSON_COLUMNS}
+    if uid.scope == "column":
+        wanted.add(canonical_name(uid.name))
+    nested = (T.StructType, T.MapType, T.ArrayType, T.VariantType)
+    picked, names, row = [], [], None
+    for i, field in enumerate(df.schema.fields):
+        name = canonical_name(field.name)
+        col = F.col(f"_c{i}")
+        if name == "_row" and row is None:
+            row = col.cast("long")
+        elif name in wanted:
+            if name in JSON_COLUMNS and isinstance(field.dataType, nested):
+                col = F.to_json(col, {"ignoreNullFields": "false"})
+            picked.append(col.alias(f"_c{len(names)}"))
+            names.append(field.name)
+    positional = df.toDF(*[f"_c{i}" for i in range(len(df.columns))])
+    if row is None:
+        row = F.monotonically_increasing_id()  # before any shuffle: the scan order
+    out = positional.select(row.alias("_row"), *picked)
+    # Check the shape on the driver, with the core's own rules, before any task runs.
+    arrow = _arrow_schema(df.sparkSession, out.drop("_row").schema)
+    empty = pl.from_arrow(arrow.empty_table()).rename(dict(zip(arrow.names, names, strict=True)))
+    normalize_frame(empty, config, source="the Spark DataFrame")  # type: ignore[arg-type]
+    return out, names
+
+
+class _Normalize:
+    """mapInArrow: each scan batch to canonical columns plus the duplicate and user keys."""
+
+    def __init__(self, config: TransformConfig, names: list[str], schema: pa.Schema) -> None:
+        self.config, self.names, self.schema = config, names, schema
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            events = frame.drop("_row")
+            events.columns = self.names
+            canonical = normalize_frame(events, self.config, source=_SOURCE)
+            out = canonical.with_columns(
+                _row=frame["_row"].cast(pl.UInt64),
+                _key=pl.when(pl.col("_malformed").is_null()).then(dedup_key()),
+                _user=pl.when(pl.col("_malformed").is_null()).then(
+                    user_id(self.config.user_id_ref)
+                ),
+            ).select(self.schema.names)
+            yield from _to_arrow(out, self.schema)
+
+
+class _Transform:
+    """mapInArrow: a whole partition of users to its calls."""
+
+    def __init__(self, config: TransformConfig, fmt: str, schema: pa.Schema) -> None:
+        self.config, self.fmt, self.schema = config, fmt, schema
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        # identify = a user's latest event: the partition is transformed as one batch.
+        table = _whole(batches)
+        if table is None:
+            return
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        canonical = normalize_frame(
+            frame.drop("_row", "_duplicate"), self.config, source=_SOURCE
+        ).with_columns(_row=frame["_row"].cast(pl.UInt64), _duplicate=frame["_duplicate"])
+        for out in transform_batch(canonical, self.config, self.fmt).to_batches():
+            yield out.cast(self.schema)
+
+
+def _whole(batches: Iterator[pa.RecordBatch]) -> pa.Table | None:
+    """A partition's batches as one table; ``None`` for an empty partition."""
+    collected = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(collected) if collected else None
+
+
+def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for batch in frame.to_arrow().to_batches():
+        yield batch.cast(schema)
+
+
+def _arrow_schema(spark: SparkSession, schema: Any) -> pa.Schema:
+    """The Arrow schema Spark expects back from ``mapInArrow`` for ``schema``.
+
+    ``StringType`` is ``string`` (32-bit offsets), or ``large_string`` when the session
+    sets ``spark.sql.execution.arrow.useLargeVarTypes``; polars hands out
+    ``large_string``/``string_view``, so every batch is cast to this.
+    """
+    from pyspark.sql import types as T
+
+    if isinstance(schema, str):
+        schema = T._parse_datatype_string(schema)
+    large = str(spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")).lower()
+    text = pa.large_string() if large == "true" else pa.string()
+
+    def arrow(dtype: Any) -> pa.DataType:
+        if isinstance(dtype, T.StringType):
+            return text
+        if isinstance(dtype, T.LongType):
+            return pa.int64()
+        if isinstance(dtype, T.TimestampType):
+            return pa.timestamp("us", tz="UTC")
+        from pyspark.sql.pandas.types import to_arrow_type
+
+        return to_arrow_type(dtype, timezone="UTC")
+
+    return pa.schema([pa.field(f.name, arrow(f.dataType)) for f in schema.fields])
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_calls_parquet(
+    calls_df: DataFrame, path: str | os.PathLike[str], *, mode: str = "overwrite"
+) -> None:
+    """Write a calls DataFrame to Parquet, one file per partition of users."""
+    calls_df.write.mode(mode).parquet(_absolute(path))
+
+
+def send_partitions(
+    calls_df: DataFrame,
+    *,
+    api_key: str,
+    ledger_dir: str | Path,
+    base_url: str | None = None,
+    format: str = "v2",
+    url: str | None = None,
+    options: DeliveryOptions | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> DeliveryReport:
+    """Send every partition of a calls DataFrame with the delivery engine, in parallel.
+
+    Each Spark task sends its partition in order (identify, then group, then track) and
+    records acknowledged ids in its own ledger, ``ledger_dir/partition-<id>.sqlite``,
+    so a retried task, or a re-run with the same partitions, skips what was sent.
+    Partitions hold whole users, so a user's identify precedes their tracks; calls of
+    different partitions run concurrently. ``ledger_dir`` must be a path every executor
+    sees (local disk in local mode, a shared mount on a cluster); disable speculative
+    execution. Failed calls of partition i go to ``ledger_dir/partition-<i>.dead.ndjson``.
+    Returns the summed report of all partitions.
+    """
+    _pyspark()
+    from ..delivery import DeliveryReport
+
+    if not api_key:
+        raise ConfigError("an API key is required to send calls (set ACCOIL_API_KEY)")
+    wire = get_format(format)
+    send = _Send(
+        _TaskKey(api_key),
+        wire.name,
+        str(Path(ledger_dir).resolve()),  # a local or mounted folder: SQLite files
+        options or DeliveryOptions(),
+        base_url=base_url,
+        url=url,
+        batch_size=batch_size,
+    )
+    started = time.perf_counter()
+    rows = calls_df.mapInArrow(send, "partition int, report string").collect()
+    return DeliveryReport.combine(
+        (DeliveryReport.from_dict(orjson.loads(row["report"])) for row in rows),
+        duration_s=time.perf_counter() - started,
+    )
+
+
+class _TaskKey:
+    """The API key on its way to the executors, inside the task closure.
+
+    Unlike :class:`~accoil_transform.delivery.Secret` it can be pickled (Spark must ship
+    it); like it, it never shows itself. On shared clusters enable Spark's RPC
+    encryption (``spark.network.crypto.enabled``).
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __getstate__(self) -> str:
+        return self._value
+
+    def __setstate__(self, state: str) -> None:
+        self._value = state
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "_TaskKey('***')"
+
+
+class _Send:
+    """mapInArrow: deliver one partition's calls; yields its report as JSON."""
+
+    def __init__(
+        self, secret: Any, fmt: str, ledger_dir: str, options: Any, *,
+        base_url: str | None, url: str | None, batch_size: int,
+    ) -> None:  # fmt: skip
+        self.secret, self.fmt, self.ledger_dir, self.options = secret, fmt, ledger_dir, options
+        self.base_url, self.url, self.batch_size = base_url, url, batch_size
+
+    def __repr__(self) -> str:  # never show the key
+        return f"_Send(format={self.fmt!r}, ledger_dir={self.ledger_dir!r})"
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        from ..delivery import send
+
+        context = TaskContext.get()
+        pid = context.partitionId() if context else 0
+        table = _whole(batches)
+        if table is None:
+            return
+        calls = pl.from_arrow(table)
+        assert isinstance(calls, pl.DataFrame)
+        wire = get_format(self.fmt)
+        base = Path(self.ledger_dir) / f"partition-{pid}"
+        options = replace(
+            self.options,
+            ledger_path=base.with_suffix(".sqlite"),
+            dead_letter_path=base.with_suffix(".dead.ndjson"),
+            progress=False,
+        )
+        batches_out = iter_batches(
+            calls,
+            wire,
+            base_url=self.base_url,
+            url=self.url,
+            batch_size=self.batch_size,
+        )
+        report = send(
+            batches_out,
+            api_key=self.secret.reveal(),
+            auth=wire.auth,
+            options=options,
+            total=calls.height,
+        )
+        yield pa.RecordBatch.from_pydict(
+            {"partition": [pid], "report": [orjson.dumps(report.to_dict()).decode()]},
+            schema=pa.schema([("partition", pa.int32()), ("report", pa.string())]),
+        )
+
+
+__all__ = [
+    "CALLS_ARROW_SCHEMA",
+    "CALLS_DDL",
+    "INSTALL_HINT",
+    "read_amplitude_json",
+    "send_partitions",
+    "to_calls",
+    "transform_batch",
+    "write_calls_parquet",
+]

@@ -1,0 +1,171 @@
+"""The main job: read → transform → calls → write (dry run) or deliver.
+
+This is the only module that ties reading, the rules, call encoding, delivery and the
+output files together; each of those is usable and testable alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ..calls import CALLS_SCHEMA, get_format, group_calls, identify_calls, iter_batches, track_calls
+from ..config import RunOptions, TransformConfig
+from ..read import CANONICAL_SCHEMA, Source, read_events
+from ..rules import Transformer, TransformReport, TransformResult, apply_rules
+from ._output import write_dry_run, write_quarantine, write_report
+from ._spill import TrackSpill
+
+if TYPE_CHECKING:  # delivery pulls in requests; dry runs never need it
+    from ..delivery import DeliveryReport
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: where the rows went, the calls made, and what was written or sent.
+
+    ``report`` is the transform's :class:`~accoil_transform.rules.TransformReport` (its
+    ``calls`` counts the calls of the run's format); ``delivery`` is ``None`` for a dry
+    run; ``outputs`` names each file written (``calls``, ``quarantine``, ``report``).
+    """
+
+    report: TransformReport
+    format: str
+    dry_run: bool
+    delivery: DeliveryReport | None = None
+    outputs: Mapping[str, Path] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Calls that finally failed in delivery (0 for a dry run)."""
+        if self.delivery is None:
+            return 0
+        return sum(stats.failed for stats in self.delivery.endpoints.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (what ``--report`` writes)."""
+        out = self.report.to_dict()
+        out["format"] = self.format
+        out["dry_run"] = self.dry_run
+        if self.delivery is not None:
+            out["delivery"] = self.delivery.to_dict()
+        out["outputs"] = {name: str(path) for name, path in self.outputs.items()}
+        out["duration_s"] = round(self.duration_s, 3)
+        return out
+
+
+def _is_canonical(item: object) -> bool:
+    return isinstance(item, pl.DataFrame) and item.schema == pl.Schema(CANONICAL_SCHEMA)
+
+
+def transform(
+    inputs: Source | Iterable[Source] | Iterable[pl.DataFrame],
+    config: TransformConfig | None = None,
+    *,
+    strict: bool = False,
+    keep_columns: list[str] | None = None,
+) -> TransformResult:
+    """Apply the rules to ``inputs`` and return every output frame.
+
+    ``inputs`` is anything :func:`read_events` reads (paths, folders, globs, tables), or
+    the canonical frames it yields (one frame, a list, or the iterator itself); inputs
+    are read and transformed a chunk at a time. ``keep_columns`` limits the track columns
+    kept between chunks (all by default).
+
+    Raises:
+        InputError: an input can't be read, or (``strict``) a row is malformed.
+    """
+    config = config or TransformConfig()
+    if isinstance(inputs, Iterator):  # look at the first item, then put it back
+        first = next(inputs, None)
+        inputs = [] if first is None else itertools.chain([first], inputs)
+        if first is None or _is_canonical(first):
+            return apply_rules(inputs, config, strict=strict, keep_columns=keep_columns)  # type: ignore[arg-type]
+    elif _is_canonical(inputs) or (
+        isinstance(inputs, list | tuple) and inputs and all(map(_is_canonical, inputs))
+    ):
+        return apply_rules(inputs, config, strict=strict, keep_columns=keep_columns)  # type: ignore[arg-type]
+    events = read_events(inputs, config, only_needed=True)  # type: ignore[arg-type]
+    return apply_rules(events, config, strict=strict, keep_columns=keep_columns)
+
+
+def run(
+    inputs: Source | Iterable[Source],
+    config: TransformConfig | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Run the whole job: read, transform, then write a dry run or deliver.
+
+    Memory is bounded by an input chunk: each chunk's track calls are kept aside (on
+    disk past a budget), and after the last chunk the identify and group calls go
+    first, then the track calls in event-time order.
+
+    Raises:
+        InputError: an input can't be read.
+        DeliveryError: delivery could not go on (e.g. the key was refused); its
+            ``report`` holds what was done.
+    """
+    config = config or TransformConfig()
+    options = options or RunOptions()
+    wire = get_format(options.format)
+    started = time.perf_counter()
+    t = Transformer(config, strict=options.strict)
+    outputs: dict[str, Path] = {}
+    delivery = None
+    with TrackSpill() as spill:
+        for frame in read_events(inputs, config, only_needed=True, options=options.read):
+            spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
+        identifies, groups = t.finish()
+        head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
+        calls: Iterable[pl.DataFrame] = itertools.chain(
+            [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
+        )
+        counts = {"identify": identifies.height, "group": groups.height, "track": spill.rows}
+        t.report.calls = {kind: counts[kind] for kind in wire.kinds}
+        if not t.quarantine.is_empty():
+            target = options.quarantine or _beside(options.out, ".quarantine.ndjson")
+            outputs["quarantine"] = write_quarantine(t.quarantine, target)
+        if options.is_dry_run:
+            outputs["calls"] = write_dry_run(
+                calls, options.out, wire, base_url=options.base_url, url=options.url
+            )
+        else:
+            delivery = _deliver(calls, sum(t.report.calls.values()), options)
+
+    if options.report:
+        outputs["report"] = options.report
+    result = RunResult(
+        report=t.report,
+        format=wire.name,
+        dry_run=options.is_dry_run,
+        delivery=delivery,
+        outputs=outputs,
+        duration_s=time.perf_counter() - started,
+    )
+    if options.report:
+        write_report(result.to_dict(), options.report)
+    return result
+
+
+def _deliver(calls: Iterable[pl.DataFrame], total: int, options: RunOptions) -> DeliveryReport:
+    from ..delivery import send
+
+    wire = get_format(options.format)
+    batches = iter_batches(
+        calls, wire, base_url=options.base_url, url=options.url, batch_size=options.batch_size
+    )
+    assert options.api_key is not None
+    return send(
+        batches, api_key=options.api_key, auth=wire.auth, options=options.delivery, total=total
+    )
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(path.stem + suffix)

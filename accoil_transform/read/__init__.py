@@ -1,0 +1,31 @@
+"""Reading: sources, line chunking, NDJSON decoding, and the canonical event frame.
+
+:func:`read_events` turns any input into canonical frames (:data:`CANONICAL_SCHEMA`), a
+chunk at a time; :func:`normalize_frame` brings one table to that shape.
+"""
+
+from ._events import read_events
+from ._layout import EXPORT_MEMBER, file_order, member_name, member_order
+from ._ndjson import decode_lines, parse_ndjson
+from ._normalize import empty_canonical, normalize_frame, parse_event_time
+from ._schema import CANONICAL_SCHEMA, canonical_name, ndjson_read_schema
+from ._sources import RawInput, Source, iter_raw_inputs
+
+__all__ = [
+    "CANONICAL_SCHEMA",
+    "EXPORT_MEMBER",
+    "RawInput",
+    "Source",
+    "canonical_name",
+    "decode_lines",
+    "empty_canonical",
+    "file_order",
+    "iter_raw_inputs",
+    "member_name",
+    "member_order",
+    "ndjson_read_schema",
+    "normalize_frame",
+    "parse_event_time",
+    "parse_ndjson",
+    "read_events",
+]

@@ -1,0 +1,157 @@
+"""NDJSON text in pieces: inflating gzip, and cutting text into chunks of whole lines.
+
+Text (plain or gzip) is read in pieces of at most ``read_bytes`` and handed on as spans of
+those pieces, each holding whole lines; a line cut by a piece boundary is put back
+together (the only copy made). ISA-L inflates about three times faster than zlib and
+releases the GIL, so inflating runs beside the other stages.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
+
+import orjson
+from isal import igzip, isal_zlib
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ._sources import RawInput
+
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+
+#: Whole lines of NDJSON text: ``(buffer, start, end)``.
+Span: TypeAlias = tuple[bytes, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LineChunk:
+    """Whole lines of one NDJSON source, as spans of decompressed buffers.
+
+    ``index`` counts the chunks of the source from 0; line numbers continue from one
+    chunk to the next.
+    """
+
+    source: str
+    index: int
+    spans: tuple[Span, ...]
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of text in the chunk."""
+        return sum(end - start for _, start, end in self.spans)
+
+
+def _read_pieces(fh: IO[bytes], sizes: Iterator[int]) -> Iterator[bytes]:
+    """The bytes of a binary file, in pieces of the next of ``sizes`` each."""
+    while piece := fh.read(next(sizes)):
+        yield piece
+
+
+def gunzip(
+    fh: IO[bytes], source: str, *, piece_bytes: int | Iterator[int] = 16 << 20
+) -> Iterator[bytes]:
+    """Decompress a gzip file (every member; NUL padding between them is skipped) in
+    pieces of ``piece_bytes``."""
+    sizes = itertools.repeat(piece_bytes) if isinstance(piece_bytes, int) else piece_bytes
+    try:
+        with igzip.GzipFile(fileobj=fh) as gz:
+            yield from _read_pieces(gz, sizes)
+    except EOFError:
+        raise InputError(
+            source, "truncated gzip: the compressed stream ends before its end marker"
+        ) from None
+    except (igzip.BadGzipFile, isal_zlib.IsalError) as exc:
+        raise InputError(source, f"corrupt gzip data ({exc})") from None
+
+
+def _ramp(size: int, small_first: bool) -> Iterator[int]:
+    """``size`` for ever; with ``small_first``, 1/16 of it first, so that the stages
+    after reading start early."""
+    if small_first:
+        yield max(size // 16, 1)
+    yield from itertools.repeat(size)
+
+
+def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
+    """The NDJSON text of ``raw`` (decompressed when it is gzip), in pieces of ``sizes``.
+
+    A read error (a corrupt zip member, a failing disk) names the input.
+    """
+    assert callable(raw.data)
+    try:
+        with raw.data() as fh:
+            # A zip member peeks already; a plain file is wrapped so that it can.
+            buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
+            if buffered.peek(2)[:2] == GZIP_MAGIC:
+                yield from gunzip(buffered, raw.name, piece_bytes=sizes)
+            else:
+                yield from _read_pieces(buffered, sizes)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InputError(raw.name, f"zip member is corrupt ({exc})") from None
+    except OSError as exc:
+        raise InputError(raw.name, f"could not be read ({exc})") from None
+
+
+def iter_line_chunks(
+    raw: RawInput, chunk_bytes: int, *, read_bytes: int, small_first: bool = False
+) -> Iterator[LineChunk]:
+    """Stream the NDJSON text of ``raw`` (gzip or plain) as chunks of whole lines.
+
+    A chunk is about ``chunk_bytes`` of text in pieces of at most ``read_bytes``. With
+    ``small_first`` the first chunk is 1/16 of the size, so that the stages after this
+    one start sooner.
+    """
+    source = raw.name
+    targets = _ramp(chunk_bytes, small_first)
+    target, size, index = next(targets), 0, 0
+    spans: list[Span] = []
+    carry = b""
+    reads = (min(n, read_bytes) for n in _ramp(chunk_bytes, small_first))
+    for piece in _text_pieces(raw, reads):
+        cut = piece.rfind(b"\n") + 1
+        if cut == 0:  # no line ends in this piece
+            carry += piece
+            continue
+        start = 0
+        if carry:
+            start = piece.find(b"\n") + 1
+            joined = carry + piece[:start]
+            spans.append((joined, 0, len(joined)))
+            size += len(joined)
+        if cut > start:
+            spans.append((piece, start, cut))
+            size += cut - start
+        carry = piece[cut:]
+        if size + len(carry) >= target:  # the carry: a line cut by the piece's end
+            yield LineChunk(source, index, tuple(spans))
+            target, size, index, spans = next(targets), 0, index + 1, []
+    if carry:
+        spans.append((carry, 0, len(carry)))
+    if spans or index == 0:
+        yield LineChunk(source, index, tuple(spans) or ((b"", 0, 0),))
+
+
+def first_keys(data: bytes, lines: int = 20) -> list[str]:
+    """The keys of the first JSON object among the first ``lines`` lines (for column spellings)."""
+    start = 0
+    for _ in range(lines):
+        end = data.find(b"\n", start)
+        line = data[start:] if end < 0 else data[start:end]
+        try:
+            value = orjson.loads(line.removeprefix(UTF8_BOM))
+        except orjson.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return list(value)
+        if end < 0:
+            break
+        start = end + 1
+    return []

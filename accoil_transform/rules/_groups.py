@@ -1,0 +1,268 @@
+"""Groups: the candidates of each event, its primary group and ``groupTraits``.
+
+Only events whose ``groups`` and ``group_properties`` are both present and not null take
+part (``{}`` counts as present). Each (group type, id) pair is a candidate; candidates
+sort by ``groupId`` (Unicode code point order, so ``"10"`` < ``"9"``), then by type, and
+the first is the primary group. Its traits are ``group_properties[type][id]`` (``{}`` if
+missing) plus ``"group_type": type``, which overrides a key of that name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+import polars as pl
+
+from .._buffers import compacted
+from .._json import (
+    RISKY_NUMBER,
+    dumps_exact,
+    json_encode,
+    jsonpath_key,
+    loads_exact,
+    patch_rows,
+)
+
+GROUPS_DTYPE = pl.Map(pl.String, pl.List(pl.String))
+#: ``groupTraits`` of an event without a primary group.
+EMPTY_GROUP_TRAITS = "[]"
+_LOOKUP_KEYS = ["group_properties", "group_type", "group_id"]
+
+#: Columns :func:`primary_groups` adds.
+PRIMARY_GROUP_SCHEMA: dict[str, pl.DataType] = {
+    "group_id": pl.String(),
+    "group_type": pl.String(),
+    "group_traits": pl.String(),
+}
+
+
+def decode_groups(groups_json: pl.Series) -> pl.Series:
+    """Decode ``groups`` JSON text to ``Map(String, List(String))``.
+
+    A scalar value gives a one-id list, numbers become their decimal text and JSON
+    nulls stay null (callers skip them). Text that is not a JSON object decodes to null.
+    """
+    try:
+        return groups_json.str.json_decode(GROUPS_DTYPE)
+    except pl.exceptions.ComputeError:
+        # Not an object, or values polars can't coerce (objects inside an id list):
+        # decode row by row.
+        return pl.Series(
+            groups_json.name, [_decode_groups_row(t) for t in groups_json.to_list()], GROUPS_DTYPE
+        )
+
+
+def _decode_groups_row(text: str | None) -> dict[str, list[str | None]] | None:
+    if text is None:
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {
+        str(k): [_id_text(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()
+    }
+
+
+def _id_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
+    """One row per (``key``, group type, group id) candidate of the ``groups`` JSON text.
+
+    Rows with a null ``groups`` have no candidate.
+    """
+    schema = {key: frame.schema[key], "group_type": pl.String, "group_id": pl.String}
+    eligible = frame.filter(pl.col("groups").is_not_null()).select(
+        pl.col(key), pl.col("groups").alias("_groups")
+    )
+    if eligible.is_empty():
+        return pl.DataFrame(schema=schema)
+    decoded = eligible.with_columns(decode_groups(eligible["_groups"]).alias("_groups"))
+    return (
+        decoded.select(key, pl.col("_groups").map.entries().alias("entry"))
+        .explode("entry")
+        .unnest("entry")
+        .rename({"key": "group_type", "value": "group_id"})
+        .explode("group_id")
+        .filter(pl.col("group_id").is_not_null() & pl.col("group_type").is_not_null())
+        .select(key, "group_type", "group_id")
+    )
+
+
+_TEXTS = ["groups", "group_properties"]
+
+
+def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
+    """The primary group of each distinct (``groups``, ``group_properties``) text pair.
+
+    Adds ``group_id``, ``group_type`` and ``group_traits`` (JSON text) to ``texts``;
+    they are null for a pair without a candidate. Also ``groupTraits``, the track field
+    built from them (``[]`` without a candidate), so that it is built once per pair.
+    """
+    first = (
+        group_candidates(texts.select("groups").unique(), key="groups")
+        .sort(["groups", "group_id", "group_type"])
+        .unique("groups", keep="first", maintain_order=False)
+    )
+    path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
+    traits = pl.col("group_properties").str.json_path_match(path)
+    return (
+        texts.join(first, on="groups", how="left")
+        .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
+        .pipe(_lookup_exactly)
+        .with_columns(
+            group_traits=pl.when(pl.col("group_id").is_not_null()).then(
+                with_group_type(pl.col("_traits"), pl.col("group_type"))
+            )
+        )
+        .pipe(_override_group_type_keys)
+        .select(
+            *_TEXTS,
+            *PRIMARY_GROUP_SCHEMA,
+            groupTraits=group_traits_json(pl.col("group_id"), pl.col("group_traits")),
+        )
+    )
+
+
+def pair_hash() -> pl.Expr:
+    """A hash of the two texts (only a shortcut: matches are then compared as text).
+
+    Each text is hashed on its own: hashing them as a struct would first copy both
+    into a row encoding, three times the cost.
+    """
+    return pl.col("groups").hash(seed=1) ^ pl.col("group_properties").hash(seed=2)
+
+
+class GroupResolver:
+    """:func:`primary_groups` that remembers resolved text pairs from batch to batch.
+
+    The events of one account carry the same ``groups`` and ``group_properties`` text
+    hour after hour, so each pair is decoded and looked up once per run. Events find
+    their pair by a hash of the two texts, and the texts are then compared, so a hash
+    collision costs time, never a wrong group. At most ``max_texts`` pairs are kept:
+    past that, the memory starts again from the current batch (only speed changes).
+    """
+
+    def __init__(
+        self, max_texts: int = 100_000, *, hash_texts: Callable[[], pl.Expr] = pair_hash
+    ) -> None:
+        self.max_texts = max_texts
+        self._hash = hash_texts
+        self._known = resolve_group_texts(pl.DataFrame(schema=dict.fromkeys(_TEXTS, pl.String)))
+        self._known = self._known.with_columns(_h=pl.lit(0, pl.UInt64))
+
+    def __repr__(self) -> str:
+        return f"GroupResolver(known={self._known.height}, max_texts={self.max_texts})"
+
+    def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Each event's primary group; see :func:`primary_groups`. Also ``groupTraits``."""
+        eligible = frame.filter(
+            pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
+        ).select("_row", *_TEXTS, _h=self._hash())
+        found = self._match(eligible)
+        missing = eligible.join(found.select("_row"), on="_row", how="anti")
+        if not missing.is_empty():
+            resolved = resolve_group_texts(missing.select(_TEXTS).unique()).with_columns(
+                _h=self._hash()
+            )
+            known = pl.concat([self._known, compacted(resolved)])
+            self._known = known if known.height <= self.max_texts else compacted(resolved)
+            found = pl.concat([found, self._match(missing)])
+        return found.filter(pl.col("group_id").is_not_null()).select(
+            "_row", *PRIMARY_GROUP_SCHEMA, "groupTraits"
+        )
+
+    def _match(self, events: pl.DataFrame) -> pl.DataFrame:
+        """Events whose texts are known, with their group columns."""
+        known = self._known.rename({t: f"_known_{t}" for t in _TEXTS})
+        return events.join(known, on="_h", how="inner").filter(
+            *[pl.col(t) == pl.col(f"_known_{t}") for t in _TEXTS]
+        )
+
+
+def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
+    """Each event's primary group: ``_row``, ``group_id``, ``group_type``, ``group_traits``.
+
+    ``frame`` needs ``_row`` (unique), ``groups`` and ``group_properties`` (JSON text).
+    Events with no candidate are absent from the result.
+
+    The events of one account mostly carry the same ``groups`` and ``group_properties``
+    text, so the work (decoding, sorting candidates, the JSONPath lookup) is done once
+    per distinct pair of texts and joined back to the events.
+    """
+    return GroupResolver().primary_groups(frame).select("_row", *PRIMARY_GROUP_SCHEMA)
+
+
+def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
+    """Re-read, with a JSON parser, the traits JSONPath can't give exactly.
+
+    That is a type or id holding a backslash (JSONPath can't select it), or
+    ``group_properties`` holding a number a double may not hold exactly.
+    """
+    mask = (
+        pl.col("group_type").str.contains("\\", literal=True)
+        | pl.col("group_id").str.contains("\\", literal=True)
+        | pl.col("group_properties").str.contains(RISKY_NUMBER)
+    )
+
+    def traits_of(text: str | None, gtype: str, gid: str) -> str | None:
+        by_type = loads_exact(text) if text else None
+        by_id = by_type.get(gtype) if isinstance(by_type, dict) else None
+        entry = by_id.get(gid) if isinstance(by_id, dict) else None
+        return dumps_exact(entry) if isinstance(entry, dict) else None
+
+    return patch_rows(lookups, mask, "_traits", traits_of, _LOOKUP_KEYS)
+
+
+def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
+    """Add ``"group_type"`` to a traits object given as compact JSON text (null means ``{}``).
+
+    Objects that already have a ``group_type`` key are left for
+    :func:`_override_group_type_keys`, which replaces the value exactly.
+    """
+    member = pl.lit('"group_type":') + json_encode(group_type)
+    empty = traits.is_null() | (traits == "{}")
+    return (
+        pl.when(empty)
+        .then(pl.lit("{") + member + pl.lit("}"))
+        .otherwise(traits.str.strip_suffix("}") + pl.lit(",") + member + pl.lit("}"))
+    )
+
+
+def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose traits already carry ``group_type``: set it to the group's type.
+
+    Rare in practice, so these few rows are rebuilt with a JSON parser.
+    """
+    return patch_rows(
+        frame,
+        pl.col("_traits").str.contains('"group_type"', literal=True),
+        "group_traits",
+        lambda traits, gtype: dumps_exact({**loads_exact(traits), "group_type": gtype}),
+        ["_traits", "group_type"],
+    )
+
+
+def group_traits_json(group_id: pl.Expr, traits: pl.Expr) -> pl.Expr:
+    """The ``groupTraits`` field: ``[{"groupId", "traits"}]``, or ``[]`` without a group."""
+    one = (
+        pl.lit('[{"groupId":')
+        + json_encode(group_id)
+        + pl.lit(',"traits":')
+        + traits
+        + pl.lit("}]")
+    )
+    return pl.when(group_id.is_not_null()).then(one).otherwise(pl.lit(EMPTY_GROUP_TRAITS))

@@ -1,0 +1,85 @@
+"""Selection: which rows become events, and the drop reason of every other row.
+
+A row needs a usable user id; duplicates (by ``uuid``, else ``$insert_id`` and
+``device_id``) are dropped, the first occurrence in input order kept;
+``$identify``/``$groupidentify`` rows are not events; include and exclude lists filter
+event types. When several reasons apply, the first in :data:`DROP_REASONS` counts.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .._json import jsonpath_key
+from ..config import FieldRef, TransformConfig
+from ._report import DROP_REASONS
+
+#: User ids that count as missing, compared case-insensitively after trimming.
+PLACEHOLDER_USER_IDS: frozenset[str] = frozenset(
+    {
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "anonymous",
+        "0",
+        "-1",
+        "00000000-0000-0000-0000-000000000000",
+    }
+)
+
+#: Event types that carry user or account data, never a product event.
+IDENTIFY_EVENT_TYPES = ("$identify", "$groupidentify")
+
+
+def dedup_key() -> pl.Expr:
+    """The duplicate key: ``uuid``, else (``$insert_id``, ``device_id``), else none."""
+    uuid = pl.col("uuid").str.strip_chars()
+    insert_id = pl.col("insert_id").str.strip_chars()
+    return (
+        pl.when(uuid.is_not_null() & (uuid != ""))
+        .then(pl.lit("u:") + uuid)
+        .when(insert_id.is_not_null() & (insert_id != ""))
+        .then(pl.lit("i:") + insert_id + pl.lit("\x1f") + pl.col("device_id").fill_null(""))
+    )
+
+
+def user_id(ref: FieldRef) -> pl.Expr:
+    """``userId`` as trimmed text from the configured source; null when unusable."""
+    if ref.scope == "column":
+        raw = pl.col("user_id")
+    else:
+        raw = pl.col(ref.scope or "user_properties").str.json_path_match(
+            pl.lit("$") + jsonpath_key(ref.name)
+        )
+    trimmed = raw.str.strip_chars()
+    placeholder = trimmed.str.to_lowercase().is_in(list(PLACEHOLDER_USER_IDS))
+    return pl.when(~placeholder).then(trimmed)
+
+
+def drop_reason(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
+    """The first drop reason that applies, in :data:`DROP_REASONS` order; null for a kept row."""
+    event_type = pl.col("event_type")
+    unwanted = pl.lit(False)
+    if config.include_events:
+        unwanted = ~event_type.is_in(list(config.include_events))
+    if config.exclude_events:
+        unwanted = unwanted | event_type.is_in(list(config.exclude_events))
+    reasons = dict(
+        zip(
+            DROP_REASONS,
+            (
+                pl.col("_malformed").is_not_null(),
+                duplicate,
+                pl.col("userId").is_null(),
+                event_type.is_in(list(IDENTIFY_EVENT_TYPES)),
+                unwanted,
+            ),
+            strict=True,
+        )
+    )
+    chain = pl.when(reasons[DROP_REASONS[0]]).then(pl.lit(DROP_REASONS[0]))
+    for reason in DROP_REASONS[1:]:
+        chain = chain.when(reasons[reason]).then(pl.lit(reason))
+    return chain
