@@ -1,4 +1,5 @@
-"""The README is the user's guide: its commands, examples and option table must be true."""
+"""The README and docs/rules.md are the user's guide: their commands, examples, option
+table and file references must be true."""
 
 import os
 import re
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from accoil_transform.cli import build_parser, main
-from accoil_transform.cli.run import _FLAG_NAMES
-from accoil_transform.settings import SETTINGS
+from accoil_transform.cli._common import _FLAG_NAMES
+from accoil_transform.cli._settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -140,3 +141,33 @@ def test_local_stand_in_example_runs(sandbox):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_readme_is_a_guide_not_a_diary():
+    assert len(README.splitlines()) <= 300
+
+
+def test_no_file_holds_a_path_of_a_development_machine():
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    pattern = re.compile(r"(?<![\w.])/(?:work|root|home/\w+)/")
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in {".zip", ".gz", ".png", ".parquet"} or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found += [f"{name}: {m.group(0)}" for m in pattern.finditer(text)]
+    assert not found
+
+
+def test_every_rule_names_files_that_exist():
+    rules = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    sections = re.findall(r"^## .*?(?=^## |\Z)", rules, re.M | re.S)
+    assert len(sections) >= 6
+    for section in sections:
+        files = re.findall(r"`((?:\w+/)*\w+\.py)`", section)
+        assert files, f"{section.splitlines()[0]} names no file"
+        for name in files:
+            assert (ROOT / "accoil_transform" / name).is_file(), name

@@ -81,8 +81,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from ..errors import ConfigError
 
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
-    if flags.get("event_rename"):
-        pairs = [item.split("=", 1) for item in flags["event_rename"]]
+    renames: list[str] = flags.get("event_rename") or []
+    if renames:
+        pairs = [item.split("=", 1) for item in renames]
         if any(len(p) != 2 for p in pairs):
             raise ConfigError("--rename-event takes OLD=NEW")
         flags["event_rename"] = dict(pairs)

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ._common import Exit, add_setting_flags, fail, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="check a configuration")
     actions = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = actions.add_parser(

@@ -12,7 +12,7 @@ API_KEY_ENV = "AMPLITUDE_API_KEY"
 SECRET_KEY_ENV = "AMPLITUDE_SECRET_KEY"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``export`` subcommand; its handler is ``args.func(args) -> int``."""
     p = subparsers.add_parser(
         "export",

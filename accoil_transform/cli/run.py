@@ -8,7 +8,7 @@ import sys
 from ._common import Exit, add_setting_flags, fail, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="transform Amplitude events into Accoil calls and write or send them",

@@ -25,7 +25,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve-local`` subcommand; its handler is ``args.func(args) -> int``."""
     p = subparsers.add_parser(
         "serve-local",

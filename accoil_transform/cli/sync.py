@@ -21,7 +21,7 @@ import sys
 from ._common import Exit, add_setting_flags, fail, settings_from_args
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sync",
         help="export the hours since the last successful run from Amplitude and send them",

@@ -109,17 +109,20 @@ class AccoilLazyFrame:
     def __init__(self, lf: pl.LazyFrame) -> None:
         self._lf = lf
 
+    def _eager(self) -> AccoilFrame:
+        return AccoilFrame(self._lf.collect())
+
     def tracks(self, config: TransformConfig | None = None) -> pl.LazyFrame:
-        return self._lf.collect().accoil.tracks(config).lazy()
+        return self._eager().tracks(config).lazy()
 
     def identifies(self, config: TransformConfig | None = None) -> pl.LazyFrame:
-        return self._lf.collect().accoil.identifies(config).lazy()
+        return self._eager().identifies(config).lazy()
 
     def groups(self, config: TransformConfig | None = None) -> pl.LazyFrame:
-        return self._lf.collect().accoil.groups(config).lazy()
+        return self._eager().groups(config).lazy()
 
     def calls(self, config: TransformConfig | None = None, format: str = "v2") -> pl.LazyFrame:
-        return self._lf.collect().accoil.calls(config, format).lazy()
+        return self._eager().calls(config, format).lazy()
 
     def primary_group(self) -> pl.LazyFrame:
-        return self._lf.collect().accoil.primary_group().lazy()
+        return self._eager().primary_group().lazy()

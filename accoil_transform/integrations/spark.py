@@ -125,12 +125,12 @@ def read_amplitude_json(
     uid = config.user_id_ref
     schema = ndjson_read_schema(uid.name if uid.scope == "column" else None)
     ddl = "_row long, " + ", ".join(f"`{name}` string" for name in schema)
-    single = isinstance(paths, str | os.PathLike)
-    paths = [_absolute(p) for p in ([paths] if single else paths)]  # type: ignore[list-item,union-attr]
+    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    absolute = [_absolute(p) for p in given]
     value = F.regexp_replace("value", "^\ufeff", "")  # a UTF-8 byte order mark
     lines = (
         spark.read.option("lineSep", "\n")  # not at a lone \r, as on one machine
-        .text(paths)
+        .text(absolute)
         .where(F.length(F.btrim(value, F.lit(" \t\r\x0b\x0c"))) > 0)
         # After the filter, so that ids are consecutive within a file split.
         .select(
@@ -269,7 +269,7 @@ def to_calls(
     )
 
     # 3. Each user's rows in one partition, in input order.
-    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
     by_user = flagged.repartition(n, "_user").sortWithinPartitions("_row").drop("_key", "_user")
     if config.user_id_ref.scope == "column":  # canonical rows hold it as ``user_id``
         config = config.replace(user_id="user_id")
@@ -293,7 +293,9 @@ def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]
     if uid.scope == "column":
         wanted.add(canonical_name(uid.name))
     nested = (T.StructType, T.MapType, T.ArrayType, T.VariantType)
-    picked, names, row = [], [], None
+    picked: list[Any] = []
+    names: list[str] = []
+    row = None
     for i, field in enumerate(df.schema.fields):
         name = canonical_name(field.name)
         col = F.col(f"_c{i}")
@@ -310,8 +312,8 @@ def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]
     out = positional.select(row.alias("_row"), *picked)
     # Check the shape on the driver, with the core's own rules, before any task runs.
     arrow = _arrow_schema(df.sparkSession, out.drop("_row").schema)
-    empty = pl.from_arrow(arrow.empty_table()).rename(dict(zip(arrow.names, names, strict=True)))
-    normalize_frame(empty, config, source="the Spark DataFrame")  # type: ignore[arg-type]
+    empty = pl.DataFrame(arrow.empty_table()).rename(dict(zip(arrow.names, names, strict=True)))
+    normalize_frame(empty, config, source="the Spark DataFrame")
     return out, names
 
 

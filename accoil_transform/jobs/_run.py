@@ -92,7 +92,7 @@ def transform(
         isinstance(inputs, list | tuple) and inputs and all(map(_is_canonical, inputs))
     ):
         return apply_rules(inputs, config, strict=strict, keep_columns=keep_columns)  # type: ignore[arg-type]
-    events = read_events(inputs, config, only_needed=True)  # type: ignore[arg-type]
+    events = read_events(inputs, config, only_needed=True)
     return apply_rules(events, config, strict=strict, keep_columns=keep_columns)
 
 

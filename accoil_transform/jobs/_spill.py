@@ -59,7 +59,7 @@ class TrackSpill:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._runs: list[_Run] = []
         self._memory_bytes = memory_bytes
-        self._in_memory = 0  # bytes of the runs kept in memory
+        self._in_memory = 0.0  # bytes of the runs kept in memory
         self.rows = 0
 
     def __repr__(self) -> str:
@@ -82,7 +82,7 @@ class TrackSpill:
             for number, memory_run in enumerate(self._runs):
                 if memory_run.frame is not None:
                     self._write(memory_run, number)
-            self._in_memory = 0
+            self._in_memory = 0.0
 
     def _write(self, run: _Run, number: int) -> None:
         """Move a run from memory to an Arrow IPC file."""

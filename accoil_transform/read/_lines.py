@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import orjson
 from isal import igzip, isal_zlib
@@ -29,6 +29,13 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 #: Whole lines of NDJSON text: ``(buffer, start, end)``.
 Span: TypeAlias = tuple[bytes, int, int]
+
+#: ISA-L's error class (its stub declares an instance, not a class).
+_ISAL_ERROR: type[Exception] = isal_zlib.IsalError  # type: ignore[assignment]
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,7 @@ class LineChunk:
         return sum(end - start for _, start, end in self.spans)
 
 
-def _read_pieces(fh: IO[bytes], sizes: Iterator[int]) -> Iterator[bytes]:
+def _read_pieces(fh: _Readable, sizes: Iterator[int]) -> Iterator[bytes]:
     """The bytes of a binary file, in pieces of the next of ``sizes`` each."""
     while piece := fh.read(next(sizes)):
         yield piece
@@ -68,7 +75,7 @@ def gunzip(
         raise InputError(
             source, "truncated gzip: the compressed stream ends before its end marker"
         ) from None
-    except (igzip.BadGzipFile, isal_zlib.IsalError) as exc:
+    except (igzip.BadGzipFile, _ISAL_ERROR) as exc:
         raise InputError(source, f"corrupt gzip data ({exc})") from None
 
 
@@ -89,7 +96,7 @@ def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
     try:
         with raw.data() as fh:
             # A zip member peeks already; a plain file is wrapped so that it can.
-            buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)  # type: ignore[arg-type]
+            buffered: Any = fh if hasattr(fh, "peek") else io.BufferedReader(fh)
             if buffered.peek(2)[:2] == GZIP_MAGIC:
                 yield from gunzip(buffered, raw.name, piece_bytes=sizes)
             else:

@@ -119,7 +119,11 @@ def _iter_file(path: Path, options: ReadOptions) -> Iterator[RawInput]:
     elif head == PARQUET_MAGIC:
         yield from _iter_parquet(path, name, options)
     else:
-        yield RawInput(name, functools.partial(open, path, "rb"))
+        yield RawInput(name, functools.partial(_open_binary, path))
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    return path.open("rb")
 
 
 def _iter_parquet(path: Path, name: str, options: ReadOptions) -> Iterator[RawInput]:

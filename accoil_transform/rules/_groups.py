@@ -84,7 +84,11 @@ def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
 
     Rows with a null ``groups`` have no candidate.
     """
-    schema = {key: frame.schema[key], "group_type": pl.String, "group_id": pl.String}
+    schema: dict[str, pl.DataType] = {
+        key: frame.schema[key],
+        "group_type": pl.String(),
+        "group_id": pl.String(),
+    }
     eligible = frame.filter(pl.col("groups").is_not_null()).select(
         pl.col(key), pl.col("groups").alias("_groups")
     )

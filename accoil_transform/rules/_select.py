@@ -8,6 +8,8 @@ event types. When several reasons apply, the first in :data:`DROP_REASONS` count
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from .._json import jsonpath_key
@@ -79,7 +81,7 @@ def drop_reason(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
             strict=True,
         )
     )
-    chain = pl.when(reasons[DROP_REASONS[0]]).then(pl.lit(DROP_REASONS[0]))
+    chain: Any = pl.when(reasons[DROP_REASONS[0]]).then(pl.lit(DROP_REASONS[0]))
     for reason in DROP_REASONS[1:]:
         chain = chain.when(reasons[reason]).then(pl.lit(reason))
     return chain

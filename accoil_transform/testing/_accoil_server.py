@@ -474,14 +474,15 @@ class LocalAccoil:
         if fault is not None and fault.drop:
             self._record(path, None, DROP, body, mono, wall)
             return _Reply(None, delay=delay)
+        extra: tuple[tuple[str, str], ...] = ()
+        fault_name: str | None = None
         if len(raw) > self.faults.max_body_bytes:
-            status, message, extra, fault_name = 413, "Payload too large", (), None
+            status, message = 413, "Payload too large"
         elif fault is not None:
             status, message, fault_name = fault.status or 500, "injected fault", fault.name
             extra = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
         else:
             status, message = self._check_call(path, headers, body, body_key)
-            extra, fault_name = (), None
         call = None
         if status == 202:
             assert body is not None

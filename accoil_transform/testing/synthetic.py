@@ -618,9 +618,15 @@ _TIME_SHAPES: dict[str, Callable[[str], str]] = {
     "time_z": lambda s: f"{s[:10]}T{s[11:23]}Z",
     "time_offset": _offset_time,
 }
+
+
+def _constant(value: str) -> Callable[[str], str]:
+    return lambda _: value
+
+
 #: ``user_id`` rewrites.
 _USER_IDS: dict[str, Callable[[str], str]] = {
-    **{f"placeholder_user_id:{v!r}": (lambda _, v=v: v) for v in PLACEHOLDER_SPELLINGS},
+    **{f"placeholder_user_id:{v!r}": _constant(v) for v in PLACEHOLDER_SPELLINGS},
     "user_id_whitespace": lambda uid: f"  {uid} ",
     "user_id_leading_zeros": lambda _: "000042",
 }
@@ -896,7 +902,7 @@ class _Spool:
                 line = dumps(ev, option=option)
                 stamp = ev.get("server_upload_time") or ev.get("event_time")
                 canonical = isinstance(stamp, str) and len(stamp) == 26 and stamp[19] == "."
-                prefix = stamp[:13] if canonical else None
+                prefix = stamp[:13] if canonical and isinstance(stamp, str) else None
                 if prefix is None or prefix != last_prefix:
                     key, last_prefix = _hour_key(stamp), prefix
                     arrays = self.hours.setdefault(key, (array("q"), array("q")))
@@ -922,7 +928,7 @@ class _Spool:
         k = len(hours) if members is None else min(members, total)
         if k >= len(hours):  # split the busiest hours into several parts
             parts = [1] * len(hours)
-            heap = [(-c, i) for i, c in enumerate(counts)]
+            heap: list[tuple[float, int]] = [(-c, i) for i, c in enumerate(counts)]
             heapq.heapify(heap)
             for _ in range(k - len(hours)):
                 _, i = heapq.heappop(heap)
@@ -1101,8 +1107,13 @@ def write_s3_layout(
     return [directory / n for n in names]
 
 
-def write_ndjson_gz(path: str | Path, events: Iterable[Event], *, compresslevel: int = 6) -> int:
-    """Write one gzip NDJSON file (deterministic bytes); returns the number of events."""
+def write_ndjson_gz(
+    path: str | Path, events: Iterable[Event | str | bytes], *, compresslevel: int = 6
+) -> int:
+    """Write one gzip NDJSON file (deterministic bytes); returns the number of lines.
+
+    A ``str``/``bytes`` item is written verbatim as a line (for malformed-line fixtures).
+    """
     count = 0
 
     def chunks() -> Iterator[bytes]:
@@ -1110,7 +1121,11 @@ def write_ndjson_gz(path: str | Path, events: Iterable[Event], *, compresslevel:
         dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
         buf: list[bytes] = []
         for ev in events:
-            buf.append(dumps(ev, option=option))
+            if isinstance(ev, str | bytes):
+                line = ev.encode() if isinstance(ev, str) else ev
+                buf.append(line if line.endswith(b"\n") else line + b"\n")
+            else:
+                buf.append(dumps(ev, option=option))
             if len(buf) == 2048:
                 count += len(buf)
                 yield b"".join(buf)
@@ -1240,7 +1255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
-    events = generate_events(
+    generated = generate_events(
         args.events,
         seed=args.seed,
         users=args.users,
@@ -1250,8 +1265,9 @@ def main(argv: list[str] | None = None) -> int:
         hours=args.hours,
         project_id=args.project_id,
     )
+    events: Iterable[Event | str] = generated
     if args.malformed_lines:
-        events = with_malformed_lines(events, args.malformed_lines, seed=args.seed)
+        events = with_malformed_lines(generated, args.malformed_lines, seed=args.seed)
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     common = {
