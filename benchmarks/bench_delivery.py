@@ -1,6 +1,6 @@
 """Delivery throughput, client CPU and memory against the local Accoil stand-in.
 
-The server runs in its own process (``accoil_transform.cli.serve``), so client and
+The server runs in its own process (``accoil_transform.cli.serve_local``), so client and
 server do not share a GIL. Scenarios:
 
 1. ``--latency-ms`` (20) per response, ``--concurrency`` (32): calls/s against the
@@ -33,9 +33,8 @@ import psutil
 import requests
 import urllib3
 
-from accoil_transform.batches import CallBatch
+from accoil_transform.calls import AuthScheme, CallBatch
 from accoil_transform.delivery import DeliveryOptions, send
-from accoil_transform.formats import AuthScheme
 
 KEY = "bench-key"
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -44,7 +43,7 @@ EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 @contextmanager
 def server(latency_ms: float) -> Iterator[str]:
     """A stand-in in a child process; yields its base URL."""
-    code = "from accoil_transform.cli.serve import main; main()"
+    code = "from accoil_transform.cli.serve_local import main; main()"
     args = ["--latency-ms", str(latency_ms), "--api-key", KEY, "--no-record"]
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -74,14 +73,16 @@ def track_batches(base_url: str, n: int, batch_size: int = 500) -> Iterator[Call
     url = base_url + "/v2/track"
     ids: list[str] = []
     chunk: list[bytes] = []
+    users: list[str | None] = []
     for i, body in enumerate(bodies(n)):
         ids.append(f"c{i}")
         chunk.append(body)
+        users.append(orjson.loads(body)["userId"])
         if len(chunk) == batch_size:
-            yield CallBatch("track", url, ids, chunk)
-            ids, chunk = [], []
+            yield CallBatch("track", url, ids, chunk, users)
+            ids, chunk, users = [], [], []
     if chunk:
-        yield CallBatch("track", url, ids, chunk)
+        yield CallBatch("track", url, ids, chunk, users)
 
 
 @dataclass

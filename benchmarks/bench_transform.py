@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark the product end to end against DuckDB SQL and plain per-row Python.
 
-One synthetic Export API zip (``accoil_transform.synthetic``, generated on the fly in a
+One synthetic Export API zip (``accoil_transform.testing.synthetic``, generated on the fly in a
 temporary folder, never committed) is transformed by four contenders, each in its own
 subprocess, ``--repeat`` times, interleaved:
 
@@ -26,8 +26,8 @@ sets of track records (userId, event, timestamp, parsed groupTraits, keyed by uu
 Finally an export of ``--memory-events`` events is run once through ``ours stream`` to
 check peak RSS against the bounded-memory target.
 
-    /work/venv/bin/python benchmarks/bench_transform.py      # 300k x 2 KB, 6 members, 1M memory run
-    /work/venv/bin/python benchmarks/bench_transform.py --events 50000 --repeat 1 --memory-events 0
+    python benchmarks/bench_transform.py      # 300k x 2 KB, 6 members, 1M memory run
+    python benchmarks/bench_transform.py --events 50000 --repeat 1 --memory-events 0
 """
 
 from __future__ import annotations
@@ -112,15 +112,15 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("keys"):
         # Outside the timing: the call ids, line for line with the NDJSON, for the check.
         # The same calls, rebuilt in memory in the same order as the file.
-        r = at.transform_inputs(spec["zip"], at.TransformConfig())
+        r = at.transform(spec["zip"], at.TransformConfig())
         calls = at.build_calls(r.tracks, r.identifies, r.groups, spec["format"])
         Path(spec["keys"]).write_text("\n".join(calls["call_id"].to_list()) + "\n")
     return {
         "wall_s": wall,
         "cpu_s": cpu,
-        "rows_read": res.report["rows_read"],
-        "kept": res.report["kept"],
-        "calls": res.report["calls"],
+        "rows_read": res.report.rows_read,
+        "kept": res.report.kept,
+        "calls": res.report.calls,
         "peak_at_end_kb": peak,
     }
 
@@ -400,7 +400,7 @@ def run_child(spec: dict[str, Any]) -> dict[str, Any]:
 def generate_corpus(
     path: Path, events: int, event_bytes: int, members: int | None, seed: int
 ) -> None:
-    from accoil_transform.synthetic import generate_events, write_export_zip
+    from accoil_transform.testing.synthetic import generate_events, write_export_zip
 
     if path.exists():
         print(f"reusing {path}", flush=True)

@@ -5,14 +5,14 @@ Runs the same steps as ``accoil_transform.run`` (dry run), but one after another
 no read-ahead thread (the reader's own generators, so chunks are made as in a run),
 timing each stage:
 
-* decompression: ``readers.iter_line_chunks`` (zip member read + ISA-L gunzip, in pieces);
-* JSON decoding: ``ndjson.decode_lines`` (msgspec) and ``DecodedLines.to_frame`` (polars
+* decompression: ``read._lines.iter_line_chunks`` (zip member read + ISA-L gunzip, in pieces);
+* JSON decoding: ``read._ndjson.decode_lines`` (msgspec) and ``DecodedLines.to_frame`` (polars
   cuts the columns);
-* normalise: ``normalize.normalize_frame``;
-* transform: ``transform.Transformer.feed`` per chunk, then ``finish``;
+* normalise: ``read.normalize_frame``;
+* transform: ``rules.Transformer.feed`` per chunk, then ``finish``;
 * call encoding: ``calls.track_calls`` per chunk, identify and group calls at the end;
-* spill and merge: ``spill.TrackSpill.add`` per chunk, ``iter_sorted`` at the end;
-* writing: ``output.write_dry_run``.
+* spill and merge: ``jobs.TrackSpill.add`` per chunk, ``iter_sorted`` at the end;
+* writing: ``jobs.write_dry_run``.
 
 Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
 ``accoil_transform.run`` on the same zip for reference (it overlaps decompression with
@@ -23,8 +23,8 @@ A second table times reading alone, as a run reads (its threads overlapped) but 
 nothing done to the frames: decompression; then with JSON decoding; then all of
 ``read_events``. That is the floor under a run's wall time.
 
-    /work/venv/bin/python benchmarks/profile_stages.py              # 300k x 2 KB, 6 members
-    /work/venv/bin/python benchmarks/profile_stages.py --zip export.zip --format stream
+    python benchmarks/profile_stages.py              # 300k x 2 KB, 6 members
+    python benchmarks/profile_stages.py --zip export.zip --format stream
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ from typing import Any
 os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
 
 STAGES = (
-    ("decompression", "readers.iter_line_chunks"),
-    ("JSON decoding", "ndjson.decode_lines/DecodedLines.to_frame"),
-    ("normalise", "normalize.normalize_frame"),
-    ("transform", "transform.Transformer.feed/finish"),
+    ("decompression", "read._lines.iter_line_chunks"),
+    ("JSON decoding", "read._ndjson.decode_lines/DecodedLines.to_frame"),
+    ("normalise", "read.normalize_frame"),
+    ("transform", "rules.Transformer.feed/finish"),
     ("call encoding", "calls.track_calls/identify_calls/group_calls"),
-    ("spill and merge", "spill.TrackSpill.add/iter_sorted"),
-    ("writing", "output.write_dry_run"),
+    ("spill and merge", "jobs.TrackSpill.add/iter_sorted"),
+    ("writing", "jobs.write_dry_run"),
 )
 
 
@@ -80,20 +80,26 @@ def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
 
     The reader's own generators run one after another in this thread (``read_events``
     runs them in threads), so chunks are made exactly as in a run; their functions are
-    timed where they are looked up.
+    timed where they are looked up. (A profiler needs each stage alone, so this reaches
+    into the reader's private modules; nothing else should.)
     """
     import polars as pl
 
-    from accoil_transform import ndjson, readers
-    from accoil_transform.batches import CALLS_SCHEMA
-    from accoil_transform.calls import group_calls, identify_calls, track_calls
-    from accoil_transform.config import TransformConfig
-    from accoil_transform.formats import get_format
-    from accoil_transform.output import write_dry_run
-    from accoil_transform.spill import TrackSpill
-    from accoil_transform.transform import Transformer, json_columns_needed
+    from accoil_transform.calls import (
+        CALLS_SCHEMA,
+        get_format,
+        group_calls,
+        identify_calls,
+        track_calls,
+    )
+    from accoil_transform.config import ReadOptions, TransformConfig
+    from accoil_transform.jobs import TrackSpill, write_dry_run
+    from accoil_transform.read import _events as reader
+    from accoil_transform.read import _ndjson as ndjson
+    from accoil_transform.rules import Transformer
 
     config = TransformConfig()
+    options = ReadOptions()
     wire = get_format(fmt)
     clock = Clock()
     transformer = Transformer(config)
@@ -102,23 +108,23 @@ def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
         return lambda *args, **kwargs: clock(stage, fn, *args, **kwargs)
 
     def pieces() -> Any:
-        units = readers._stream(readers.iter_raw_inputs(str(zip_path)))
+        units = reader._stream(reader.iter_raw_inputs(str(zip_path), options), options)
         while (unit := clock("decompression", next, units, None)) is not None:
             yield unit
 
     patched = {
-        (readers, "decode_lines"): timed("JSON decoding", readers.decode_lines),
+        (reader, "decode_lines"): timed("JSON decoding", reader.decode_lines),
         (ndjson.DecodedLines, "to_frame"): timed("JSON decoding", ndjson.DecodedLines.to_frame),
-        (readers, "normalize_frame"): timed("normalise", readers.normalize_frame),
+        (reader, "normalize_frame"): timed("normalise", reader.normalize_frame),
     }
     originals = {target: getattr(*target) for target in patched}
     rows = 0
     try:
         for (owner, name), fn in patched.items():
             setattr(owner, name, fn)
-        decoded = readers._decode(pieces(), config, json_columns_needed(config))
+        decoded = reader._decode(pieces(), config, config.json_columns_needed(), options)
         with TrackSpill() as spill:
-            for frame in readers._canonical(decoded, config):
+            for frame in reader._canonical(decoded, config, options):
                 rows += frame.height
                 tracks = clock("transform", transformer.feed, frame)
                 calls = clock("call encoding", track_calls, tracks, wire, with_sort_key=True)
@@ -147,20 +153,21 @@ READER_STAGES = (
 
 def read_only(zip_path: Path, upto: int) -> tuple[float, float]:
     """Wall and CPU s of the first ``upto`` + 1 reader stages, in their threads."""
-    from accoil_transform import readers
-    from accoil_transform.config import TransformConfig
-    from accoil_transform.prefetch import prefetched
-    from accoil_transform.transform import json_columns_needed
+    from accoil_transform._prefetch import prefetched
+    from accoil_transform.config import ReadOptions, TransformConfig
+    from accoil_transform.read import _events as reader
 
-    config = TransformConfig()
+    config, options = TransformConfig(), ReadOptions()
     c0, t0 = _cpu(), time.perf_counter()
+    items: Any
     if upto == 2:
-        items = readers.read_events(str(zip_path), config, only_needed=True)
+        items = reader.read_events(str(zip_path), config, only_needed=True, options=options)
     else:
-        pieces = readers._stream(readers.iter_raw_inputs(str(zip_path)))
-        items = prefetched(pieces, depth=readers.INFLATE_AHEAD)
+        pieces = reader._stream(reader.iter_raw_inputs(str(zip_path), options), options)
+        items = prefetched(pieces, depth=options.inflate_ahead)
         if upto == 1:
-            items = prefetched(readers._decode(items, config, json_columns_needed(config)))
+            wanted = config.json_columns_needed()
+            items = prefetched(reader._decode(items, config, wanted, options))
     for _ in items:
         pass
     return time.perf_counter() - t0, _cpu() - c0
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         zip_path = args.zip
         if zip_path is None:
-            from accoil_transform.synthetic import generate_events, write_export_zip
+            from accoil_transform.testing.synthetic import generate_events, write_export_zip
 
             zip_path = work / "corpus.zip"
             t0 = time.perf_counter()

@@ -5,7 +5,7 @@ Shows whether the transform thread waits for the reader threads (a gap between a
 chunk's "transformed" and the next chunk's "arrived") or the reader waits for it (no
 gap), and how long the end of the run (identify and group calls, merge, write) takes.
 
-    /work/venv/bin/python benchmarks/timeline.py export.zip --format v2
+    python benchmarks/timeline.py export.zip --format v2
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import accoil_transform as at
 
-    pipeline = importlib.import_module("accoil_transform.pipeline")
-    transform = importlib.import_module("accoil_transform.transform")
+    # Where the run looks these up (private modules: a trace needs the seams).
+    pipeline = importlib.import_module("accoil_transform.jobs._run")
+    transform = importlib.import_module("accoil_transform.rules._transformer")
     events: list[tuple[float, str]] = []
 
     def note(what: str) -> None:

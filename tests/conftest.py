@@ -8,10 +8,8 @@ The fixtures return plain functions, so a test asks for ``make_event`` and calls
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import os
-import uuid as uuidlib
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -19,78 +17,9 @@ from typing import Any
 
 import pytest
 
+from accoil_transform.testing import make_event
+
 Line = Mapping[str, Any] | str | bytes
-
-_counter = itertools.count(1)
-
-
-def make_event(**overrides: Any) -> dict[str, Any]:
-    """One event with the full 2025 Export API key set (``null`` where unknown).
-
-    ``uuid``, ``$insert_id`` and ``event_id`` are deterministic and unique per call;
-    every key can be overridden.
-    """
-    n = next(_counter)
-    user_id = overrides.get("user_id", f"user-{n % 7}")
-    event: dict[str, Any] = {
-        "$insert_id": f"ins-{n:06d}",
-        "$insert_key": None,
-        "$schema": None,
-        "adid": None,
-        "amplitude_attribution_ids": None,
-        "amplitude_event_type": None,
-        "amplitude_id": 1_263_130_950_000 + n,
-        "app": 203138,
-        "city": "Santarém",
-        "client_event_time": "2025-07-01 16:34:54.837000",
-        "client_upload_time": "2025-07-01 16:34:55.120000",
-        "country": "Portugal",
-        "data": {"path": "/2/httpapi", "group_ids": {}, "group_first_event": {}},
-        "data_type": "event",
-        "device_brand": None,
-        "device_carrier": None,
-        "device_family": "Mac",
-        "device_id": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"device-{user_id}")),
-        "device_manufacturer": None,
-        "device_model": None,
-        "device_type": "Mac",
-        "dma": None,
-        "event_id": n,
-        "event_properties": {},
-        "event_time": "2025-07-01 16:34:54.837000",
-        "event_type": "Doc Opened",
-        "global_user_properties": None,
-        "group_properties": {},
-        "groups": {},
-        "idfa": None,
-        "ip_address": "192.0.2.10",
-        "is_attribution_event": None,
-        "language": "English",
-        "library": "amplitude-ts/2.16.1",
-        "location_lat": None,
-        "location_lng": None,
-        "os_name": "Chrome",
-        "os_version": "126",
-        "partner_id": None,
-        "paying": None,
-        "plan": {},
-        "platform": "Web",
-        "processed_time": "2025-07-01 17:14:34.001000",
-        "region": "Santarém",
-        "sample_rate": None,
-        "server_received_time": "2025-07-01 16:34:55.300000",
-        "server_upload_time": "2025-07-01 17:14:33.149000",
-        "session_id": -1,
-        "source_id": None,
-        "start_version": None,
-        "user_creation_time": None,
-        "user_id": user_id,
-        "user_properties": {},
-        "uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"event-{n}")),
-        "version_name": None,
-    }
-    event.update(overrides)
-    return event
 
 
 def _line_bytes(line: Line) -> bytes:

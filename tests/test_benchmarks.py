@@ -39,7 +39,7 @@ def test_timeline_traces_every_chunk_of_a_run(
         int(n.replace(",", "")) for n in re.findall(r"chunk of ([\d,]+) events arrived", out)
     ]
     assert arrived and out.count("transformed") == len(arrived)
-    assert sum(arrived) == at.transform_inputs(SAMPLE).report.rows_read
+    assert sum(arrived) == at.transform(SAMPLE).report.rows_read
     for step in ("identify and group state done", "merge and write done", "end of run"):
         assert step in out
 

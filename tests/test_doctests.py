@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-MODULES = ["accoil_transform", "accoil_transform.namespace"]
+MODULES = [
+    "accoil_transform",
+    "accoil_transform.integrations.polars_namespace",
+    "accoil_transform.integrations.spark",
+]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

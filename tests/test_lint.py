@@ -1,4 +1,4 @@
-"""The code stays ruff-clean (lint and format), as CI checks on every submission."""
+"""The code stays ruff-clean (lint and format) and mypy-clean, as CI checks on every submission."""
 
 import subprocess
 import sys
@@ -22,4 +22,12 @@ def test_ruff_check():
 
 def test_ruff_format():
     result = ruff("format", "--check", "--no-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "accoil_transform"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from accoil_transform.output import write_dry_run
-from accoil_transform.prefetch import prefetched
+from accoil_transform._prefetch import prefetched
+from accoil_transform.jobs import write_dry_run
 
 
 def _alive(name: str) -> bool:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from delivery_helpers import accepted_counts, assert_delivery_order, body_key, workload
 
 from accoil_transform.testing import FaultPlan, LocalAccoil
+from tests.delivery.helpers import accepted_counts, assert_delivery_order, body_key, workload
 
 CONCURRENCY = 8
 USERS, TRACKS = 60, 2500
@@ -21,8 +21,8 @@ USERS, TRACKS = 60, 2500
 CHILD = f"""
 import sys, orjson
 from accoil_transform.delivery import DeliveryOptions, RetryPolicy, send
-from accoil_transform.formats import AuthScheme
-from delivery_helpers import KEY, batches, workload
+from accoil_transform.calls import AuthScheme
+from tests.delivery.helpers import KEY, batches, workload
 
 base_url, ledger = sys.argv[1], sys.argv[2]
 calls = workload(users={USERS}, tracks={TRACKS})
@@ -38,7 +38,7 @@ sys.stdout.buffer.write(orjson.dumps(report.to_dict()))
 
 
 def _child(base_url: str, ledger: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {"PYTHONPATH": str(Path(__file__).parent)}
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, base_url, str(ledger)],
         stdout=subprocess.PIPE,

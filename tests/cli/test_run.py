@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reference import reference_transform, typed
 
 from accoil_transform.cli import main as cli_main
+from tests.rules.reference import reference_transform, typed
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_ZIP = REPO / "sample_data" / "amplitude_export_sample.zip"
 PROJ = "203138"
 BASE = "https://in.accoil.com"

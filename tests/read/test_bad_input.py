@@ -333,7 +333,7 @@ def test_malformed_lines_are_counted_and_quarantined(
     assert report["dropped"]["malformed"] == 5
     assert report["kept"] == 3
     assert report["rows_read"] == report["kept"] + sum(report["dropped"].values())
-    assert result.report["calls"]["track"] == 3
+    assert result.to_dict()["calls"]["track"] == 3
 
     quarantined = [json.loads(x) for x in (tmp_path / "bad.ndjson").read_text().splitlines()]
     assert [q["line"] for q in quarantined] == sorted(reasons)
@@ -353,7 +353,7 @@ def test_default_quarantine_path_is_beside_out(tmp_path: Path, make_event, write
     lines, _ = _mixed_lines(make_event)
     path = write_lines(tmp_path, lines, "mixed.json")
     result = at.run(path, options=at.RunOptions(out=tmp_path / "out" / "calls.ndjson"))
-    target = Path(result.report["outputs"]["quarantine"])
+    target = Path(result.to_dict()["outputs"]["quarantine"])
     assert target.parent == tmp_path / "out"
     assert len(target.read_text().splitlines()) == 5
 
@@ -368,8 +368,8 @@ def test_malformed_line_in_a_zip_member(tmp_path: Path, make_event, make_zip) ->
     )
     q = tmp_path / "q.ndjson"
     result = at.run(path, options=at.RunOptions(out=tmp_path / "calls.ndjson", quarantine=q))
-    assert result.report["dropped"]["malformed"] == 1
-    assert result.report["kept"] == 4
+    assert result.to_dict()["dropped"]["malformed"] == 1
+    assert result.to_dict()["kept"] == 4
     (row,) = [json.loads(x) for x in q.read_text().splitlines()]
     assert row["source"] == f"{path}!{MEMBER_10}"
     assert row["line"] == 2
@@ -384,7 +384,7 @@ def test_malformed_rows_in_a_dataframe() -> None:
             "user_id": ["u1", "u2", "u3"],
         }
     )
-    result = at.transform_inputs(df)
+    result = at.transform(df)
     assert result.report.dropped["malformed"] == 2
     assert result.report.kept == 1
     assert result.quarantine["line"].to_list() == [2, 3]
@@ -414,7 +414,7 @@ def test_strict_mode_names_the_zip_member_and_line(tmp_path: Path, make_event, m
         {MEMBER_9: [make_event(user_id="a")], MEMBER_10: [make_event(user_id="b"), bad]},
     )
     with pytest.raises(at.InputError) as info:
-        at.transform_inputs(path, strict=True)
+        at.transform(path, strict=True)
     assert info.value.source == f"{path}!{MEMBER_10}"
     assert info.value.line == 2
     assert "event_type" in str(info.value)
@@ -422,7 +422,7 @@ def test_strict_mode_names_the_zip_member_and_line(tmp_path: Path, make_event, m
 
 def test_strict_mode_passes_clean_input(tmp_path: Path, good, write_lines) -> None:
     path = write_lines(tmp_path, good, "good.json")
-    result = at.transform_inputs(path, strict=True)
+    result = at.transform(path, strict=True)
     assert result.report.dropped.get("malformed", 0) == 0
     assert result.report.rows_read == len(good)
 

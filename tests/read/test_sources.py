@@ -16,8 +16,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import accoil_transform as at
-from accoil_transform import readers
-from accoil_transform.schema import CANONICAL_SCHEMA
+from accoil_transform import read
+from accoil_transform.read import CANONICAL_SCHEMA
 
 UTC = dt.UTC
 PROJ = "203138"
@@ -754,17 +754,15 @@ def test_canonical_frames_of_different_inputs_concat(
     assert pl.concat(frames).height == 4 * len(events)
 
 
-def test_small_tables_are_gathered_into_frames_with_their_own_sources(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_small_tables_are_gathered_into_frames_with_their_own_sources(tmp_path: Path) -> None:
     """A warehouse extract's many small Parquet files make few frames (each costs the
     transform a fixed overhead), every row keeping its file."""
     rows = [_wh_row(EVENT_TIME=f"2025-07-01 00:00:{i % 60:02d}", UUID=f"e{i}") for i in range(40)]
     for i in range(20):
         pl.DataFrame(rows[2 * i : 2 * i + 2]).write_parquet(tmp_path / f"part-{i:02d}.parquet")
     gathered = list(at.read_events(tmp_path))
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 1)  # every table on its own
-    alone = list(at.read_events(tmp_path))
+    # Every table on its own.
+    alone = list(at.read_events(tmp_path, options=at.ReadOptions(chunk_bytes=1)))
     assert len(gathered) == 1 and len(alone) >= 20
     assert_frame_equal(pl.concat(gathered), pl.concat(alone))
     whole = pl.concat(gathered)
@@ -775,18 +773,16 @@ def test_small_tables_are_gathered_into_frames_with_their_own_sources(
     assert whole["_row"].to_list() == list(range(40))
 
 
-def test_a_large_parquet_file_is_read_in_slices_with_its_own_line_numbers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_large_parquet_file_is_read_in_slices_with_its_own_line_numbers(tmp_path: Path) -> None:
     rows = [_wh_row(UUID=f"e{i}") for i in range(3000)]
     rows[2500]["EVENT_TIME"] = "not a time"
     path = tmp_path / "extract.parquet"
     pl.DataFrame(rows).write_parquet(path, row_group_size=250)
     whole = pl.concat(list(at.read_events(path)))
-    assert len(list(readers.iter_raw_inputs(path))) == 1
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 100 * readers.TABLE_ROW_BYTES)
-    assert len(list(readers.iter_raw_inputs(path))) == 12  # one per row group of 250 rows
-    sliced = list(at.read_events(path))
+    assert len(list(read.iter_raw_inputs(path))) == 1
+    options = at.ReadOptions(chunk_bytes=100 * at.ReadOptions().table_row_bytes)
+    assert len(list(read.iter_raw_inputs(path, options))) == 12  # one per row group of 250 rows
+    sliced = list(at.read_events(path, options=options))
     assert_frame_equal(pl.concat(sliced), whole)
     assert whole["_line"].to_list() == list(range(1, 3001))
     bad = whole.filter(pl.col("_malformed").is_not_null())

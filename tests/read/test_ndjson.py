@@ -9,7 +9,6 @@ are the same as when the input is read whole.
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
 import zipfile
 from pathlib import Path
@@ -19,20 +18,17 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import accoil_transform as at
-from accoil_transform import groups as groups_module
-from accoil_transform import ndjson, readers
-from accoil_transform.groups import GroupResolver, primary_groups
-from accoil_transform.ndjson import object_fields, parse_lines, parse_ndjson
-from accoil_transform.synthetic import (
+from accoil_transform._json import json_value_at, object_fields
+from accoil_transform.read import decode_lines, parse_ndjson
+from accoil_transform.rules import GroupResolver, Transformer, primary_groups
+from accoil_transform.testing.synthetic import (
     generate_events,
     with_malformed_lines,
     write_export_zip,
     write_ndjson_gz,
 )
 
-# The module, not the function of the same name that the package exports.
-transform_module = importlib.import_module("accoil_transform.transform")
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "amplitude_export_sample.zip"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "amplitude_export_sample.zip"
 KEYS = {"uuid": pl.String(), "user_id": pl.String(), "groups": pl.String(), "n": pl.String()}
 
 
@@ -95,11 +91,8 @@ def _mixed_text(crlf: bool = False) -> bytes:
 
 @pytest.mark.parametrize("piece_bytes", [1, 7, 64, 1 << 20])
 @pytest.mark.parametrize("crlf", [False, True])
-def test_bad_lines_keep_their_number_whatever_the_piece_size(
-    monkeypatch: pytest.MonkeyPatch, piece_bytes: int, crlf: bool
-) -> None:
-    monkeypatch.setattr(ndjson, "PIECE_BYTES", piece_bytes)
-    frame = _parse(_mixed_text(crlf))
+def test_bad_lines_keep_their_number_whatever_the_piece_size(piece_bytes: int, crlf: bool) -> None:
+    frame = parse_ndjson(_mixed_text(crlf), "test.json", KEYS, decode_bytes=piece_bytes)
     good = frame.filter(pl.col("_malformed").is_null())
     assert good["_line"].to_list() == [1, 2, 7, 11, 12]
     assert good["uuid"].to_list() == ["u1", "u2", "u7", "u11", "u12"]
@@ -122,26 +115,27 @@ def test_white_space_only_text_has_no_rows() -> None:
     assert _parse(b"").height == 0
 
 
-def test_parse_lines_continues_line_numbers_across_spans() -> None:
+def test_decoding_continues_line_numbers_across_spans() -> None:
     first = b'{"uuid": "a"}\n{"uuid": "b"}\n'
     second = b'xx{"uuid": "c"}\n{"uuid"\n'
-    parsed = parse_lines([(first, 0, len(first)), (second, 2, len(second))], "t", KEYS)
-    assert parsed.frame["_line"].to_list() == [1, 2, 3, 4]
-    assert parsed.frame["uuid"].to_list() == ["a", "b", "c", None]
-    assert parsed.next_line == 5
+    decoded = decode_lines([(first, 0, len(first)), (second, 2, len(second))], "t", tuple(KEYS))
+    frame = decoded.to_frame(["groups"])
+    assert frame["_line"].to_list() == [1, 2, 3, 4]
+    assert frame["uuid"].to_list() == ["a", "b", "c", None]
+    assert decoded.next_line == 5
 
 
 def test_decoded_lines_extended_piece_by_piece_make_the_frame_of_the_whole() -> None:
     text = _mixed_text(crlf=False)
     cut = text.index(b"\n", len(text) // 2) + 1
     keys = tuple(KEYS)
-    first = ndjson.decode_lines(text[:cut], "t", keys)
-    first.extend(ndjson.decode_lines(text[cut:], "t", keys, first_line=first.next_line))
-    whole = ndjson.decode_lines(text, "t", keys)
+    first = decode_lines(text[:cut], "t", keys)
+    first.extend(decode_lines(text[cut:], "t", keys, first_line=first.next_line))
+    whole = decode_lines(text, "t", keys)
     assert first.next_line == whole.next_line
     assert_frame_equal(first.to_frame(), whole.to_frame())
     with pytest.raises(ValueError, match="keys differ"):
-        first.extend(ndjson.decode_lines(text, "t", ("uuid",)))
+        first.extend(decode_lines(text, "t", ("uuid",)))
 
 
 # --------------------------------------------------------------------------- JSON columns
@@ -180,7 +174,7 @@ def test_property_values_are_made_compact() -> None:
             ]
         }
     )
-    out = frame.select(at.jsonexpr.json_value_at(pl.col("event_properties"), "plan"))
+    out = frame.select(json_value_at(pl.col("event_properties"), "plan"))
     assert out.to_series().to_list() == ['{"name":"Pro plan","seats":[1,2]}', '"a  b"']
 
 
@@ -218,21 +212,16 @@ def test_tiny_chunks_and_pieces_read_the_same_rows(
     chunk_bytes: int,
     read_bytes: int,
     min_chunks: int,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     whole = _read(corpus[kind])
     assert whole["_malformed"].is_not_null().sum() >= 5  # the corpus does hold bad lines
-    monkeypatch.setattr(readers, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(readers, "READ_BYTES", read_bytes)
-    monkeypatch.setattr(ndjson, "PIECE_BYTES", 1_500)
-    chunks = list(at.read_events(corpus[kind]))
+    options = at.ReadOptions(chunk_bytes=chunk_bytes, read_bytes=read_bytes, decode_bytes=1_500)
+    chunks = list(at.read_events(corpus[kind], options=options))
     assert len(chunks) > min_chunks
     assert_frame_equal(pl.concat(chunks).drop("_source"), whole)
 
 
-def test_multi_member_gzip_with_padding_is_read_in_chunks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_multi_member_gzip_with_padding_is_read_in_chunks(tmp_path: Path) -> None:
     lines = [
         json.dumps({"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": f"u{i}"})
         for i in range(300)
@@ -240,22 +229,21 @@ def test_multi_member_gzip_with_padding_is_read_in_chunks(
     parts = [gzip.compress(("\n".join(lines[i : i + 100]) + "\n").encode()) for i in (0, 100, 200)]
     path = tmp_path / "members.json.gz"
     path.write_bytes(parts[0] + b"\x00" * 512 + parts[1] + parts[2])
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 700)
-    frame = pl.concat(list(at.read_events(path)))
+    frame = pl.concat(list(at.read_events(path, options=at.ReadOptions(chunk_bytes=700))))
     assert frame["user_id"].to_list() == [f"u{i}" for i in range(300)]
     assert frame["_line"].to_list() == list(range(1, 301))
 
 
 def test_small_members_are_gathered_into_chunks_with_their_own_sources_and_lines(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """Many small zip members make few frames, each row keeping its member and line."""
     path = tmp_path / "export.zip"
     events = with_malformed_lines(generate_events(3000, seed=3), 8)
     members = write_export_zip(path, events, members=40)
     gathered = list(at.read_events(path))
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 4096)  # a chunk per 4 KB piece: one member
-    alone = list(at.read_events(path))
+    # A chunk per 4 KB piece: one member.
+    alone = list(at.read_events(path, options=at.ReadOptions(chunk_bytes=4096)))
     assert len(gathered) < 5 < len(members) <= len(alone)
     assert_frame_equal(pl.concat(gathered), pl.concat(alone))
     whole = pl.concat(gathered)
@@ -286,8 +274,8 @@ def test_members_with_other_key_spellings_are_not_gathered(tmp_path: Path) -> No
 
 def test_decoded_lines_of_two_sources_keep_their_parts() -> None:
     keys = tuple(KEYS)
-    first = ndjson.decode_lines(b'{"uuid": "a"}\nnope\n', "one", keys)
-    first.extend(ndjson.decode_lines(b'[1]\n{"uuid": "b"}\n', "two", keys))
+    first = decode_lines(b'{"uuid": "a"}\nnope\n', "one", keys)
+    first.extend(decode_lines(b'[1]\n{"uuid": "b"}\n', "two", keys))
     assert first.parts == [("one", 1, 1), ("two", 1, 1)]
     frame = first.to_frame()
     assert frame.select("_source", "_line", "uuid").rows() == [
@@ -305,11 +293,10 @@ def _transform(frames: list[pl.DataFrame]) -> at.TransformResult:
     return at.transform(frames, at.TransformConfig())
 
 
-def test_transform_results_do_not_depend_on_the_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transform_results_do_not_depend_on_the_batches() -> None:
     """Dedup keys and group texts remembered between batches give the one-batch result."""
     whole = _transform([pl.concat(list(at.read_events(SAMPLE)))])
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 20_000)
-    batches = list(at.read_events(SAMPLE))
+    batches = list(at.read_events(SAMPLE, options=at.ReadOptions(chunk_bytes=20_000)))
     assert len(batches) > 20
     result = _transform(batches)
     assert result.report.to_dict() == whole.report.to_dict()
@@ -318,14 +305,19 @@ def test_transform_results_do_not_depend_on_the_batches(monkeypatch: pytest.Monk
         assert_frame_equal(getattr(result, name), getattr(whole, name), check_row_order=False)
 
 
-def test_hash_collisions_cost_time_not_correctness(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_collisions_cost_time_not_correctness() -> None:
     """Every dedup key and every group text pair hashed alike: results are unchanged."""
-    monkeypatch.setattr(readers, "CHUNK_BYTES", 50_000)
-    batches = list(at.read_events(SAMPLE))
+    batches = list(at.read_events(SAMPLE, options=at.ReadOptions(chunk_bytes=50_000)))
     expected = _transform(batches)
-    monkeypatch.setattr(transform_module, "_key_hash", lambda keys: keys.is_null().cast(pl.UInt64))
-    monkeypatch.setattr(groups_module, "_pair_hash", lambda: pl.lit(7, pl.UInt64))
-    result = _transform(batches)
+    colliding = Transformer(
+        at.TransformConfig(),
+        key_hash=lambda keys: keys.is_null().cast(pl.UInt64),
+        resolver=GroupResolver(hash_texts=lambda: pl.lit(7, pl.UInt64)),
+    )
+    tracks = pl.concat([colliding.feed(batch) for batch in batches])
+    identifies, groups = colliding.finish()
+    result = at.TransformResult(tracks, identifies, groups, colliding.quarantine, colliding.report)
+    result.report.calls["track"] = tracks.height
     assert result.report.to_dict() == expected.report.to_dict()
     for name in ("tracks", "identifies", "groups"):
         assert_frame_equal(getattr(result, name), getattr(expected, name), check_row_order=False)

@@ -244,7 +244,7 @@ def test_context_manager_frees_the_port() -> None:
 
 
 def test_serve_local_command_prints_the_base_url() -> None:
-    code = "from accoil_transform.cli.serve import main; main()"
+    code = "from accoil_transform.cli.serve_local import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--latency-ms", "1", "--api-key", "k2"],
         stdout=subprocess.PIPE,

@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from accoil_transform.batches import CallBatch
-from accoil_transform.formats import CALL_KINDS, CallKind, WireFormat, get_format
+from accoil_transform.calls import CALL_KINDS, CallBatch, CallKind, WireFormat, get_format
 from accoil_transform.testing import AcceptedCall
 
 KEY = "test-key"
@@ -82,6 +81,7 @@ def batches(
             url=wire.url(kind, base_url),
             call_ids=[c.call_id for c in chunk],
             bodies=[orjson.dumps(c.body) for c in chunk],
+            user_ids=[c.body.get("userId", c.body.get("user_id")) for c in chunk],
         )
 
     for call in calls:

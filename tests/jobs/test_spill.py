@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accoil_transform.spill import TrackSpill
+from accoil_transform.jobs import TrackSpill
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 

@@ -17,12 +17,12 @@ import orjson
 import polars as pl
 import pytest
 
-from accoil_transform.synthetic import (
+from accoil_transform.read import EXPORT_MEMBER
+from accoil_transform.testing.synthetic import (
     CASE_KEY,
     EDGE_CASES,
     EXPORT_KEYS,
     MALFORMED_KINDS,
-    MEMBER_NAME_RE,
     generate_events,
     main,
     to_warehouse_frame,
@@ -31,7 +31,7 @@ from accoil_transform.synthetic import (
     write_s3_layout,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data" / "amplitude_export_sample.zip"
 README = ROOT / "sample_data" / "README.md"
 Event = dict[str, Any]
@@ -331,7 +331,7 @@ def test_member_names_and_hours(sample_members: dict[str, list[Event]]) -> None:
     assert len(sample_members) >= 20
     hours = set()
     for name, member in sample_members.items():
-        match = MEMBER_NAME_RE.search(name)
+        match = EXPORT_MEMBER.search(name)
         assert match and name.startswith(f"{match[1]}/"), name
         assert match[3] == str(int(match[3]))  # not zero-padded
         hours.add(int(match[3]))
@@ -339,7 +339,7 @@ def test_member_names_and_hours(sample_members: dict[str, list[Event]]) -> None:
             assert ev["server_upload_time"][:13] == f"{match[2]} {int(match[3]):02d}"
             assert ev["app"] == int(match[1])
     assert {9, 10} <= hours  # both `_9#` and `_10#`
-    assert len({int(MEMBER_NAME_RE.search(n)[4]) for n in sample_members}) > 1  # type: ignore[index]
+    assert len({int(EXPORT_MEMBER.search(n)[4]) for n in sample_members}) > 1  # type: ignore[index]
 
 
 def test_uuid_duplicated_across_members(sample_members: dict[str, list[Event]]) -> None:
@@ -358,7 +358,7 @@ def test_forced_member_count(tmp_path: Path) -> None:
         got = read_zip(tmp_path / "m.zip")
         assert list(got) == names and len(names) == members == len(set(names))
         assert sum(map(len, got.values())) == 600
-        assert all(MEMBER_NAME_RE.search(n) for n in names)
+        assert all(EXPORT_MEMBER.search(n) for n in names)
 
 
 def test_empty_zip_and_raw_lines(tmp_path: Path) -> None:
@@ -376,7 +376,7 @@ def test_s3_layout_and_ndjson_gz(tmp_path: Path) -> None:
     evs = list(generate_events(300, seed=2))
     files = write_s3_layout(tmp_path / "s3", evs)
     assert files and all(
-        f.parent == tmp_path / "s3" and MEMBER_NAME_RE.search(f.name) for f in files
+        f.parent == tmp_path / "s3" and EXPORT_MEMBER.search(f.name) for f in files
     )
     assert sum(len(gzip.decompress(f.read_bytes()).splitlines()) for f in files) == 300
     assert write_ndjson_gz(tmp_path / "one.json.gz", evs) == 300
@@ -395,7 +395,9 @@ def test_event_bytes(edge_cases: bool) -> None:
 
 def test_committed_sample_matches_documented_command(tmp_path: Path, sample_members: dict[str, list[Event]]) -> None:  # fmt: skip
     assert SAMPLE.stat().st_size < 1_000_000
-    (command,) = re.findall(r"^python -m accoil_transform\.synthetic .*$", README.read_text(), re.M)
+    (command,) = re.findall(
+        r"^python -m accoil_transform\.testing\.synthetic .*$", README.read_text(), re.M
+    )
     argv = shlex.split(command)[3:]
     out = argv.index("--out") + 1
     assert Path(argv[out]) == SAMPLE.relative_to(ROOT)

@@ -19,11 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import accoil_transform as at
-
-try:
-    from reference import PLACEHOLDER_USER_IDS, reference_transform, typed
-except ImportError:  # pragma: no cover - when tests is a package
-    from tests.reference import PLACEHOLDER_USER_IDS, reference_transform, typed
+from tests.rules.reference import PLACEHOLDER_USER_IDS, reference_transform, typed
 
 MISSING = object()
 SETTINGS = {

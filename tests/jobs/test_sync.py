@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from accoil_transform import transform
 from accoil_transform.cli import main
 from accoil_transform.delivery import Ledger
-from accoil_transform.pipeline import transform_inputs
-from accoil_transform.sync import STATE_KEY, next_window
-from accoil_transform.synthetic import generate_events, write_export_zip
-from accoil_transform.testing import FaultPlan, LocalAccoil
-from accoil_transform.testing.amplitude_server import LocalAmplitudeExport
+from accoil_transform.jobs import STATE_KEY, next_window
+from accoil_transform.testing import FaultPlan, LocalAccoil, LocalAmplitudeExport
+from accoil_transform.testing.synthetic import generate_events, write_export_zip
 
 ACCOIL_KEY = "sync-test-accoil-key"
 START = datetime(2026, 11, 20, 0, tzinfo=UTC)
@@ -45,7 +44,7 @@ def expected_call_ids(events, tmp_path: Path, hours: str) -> int:
     """How many calls the single-machine path makes for these events."""
     zip_path = tmp_path / f"expected-{hours}.zip"
     write_export_zip(zip_path, events)
-    result = transform_inputs(zip_path)
+    result = transform(zip_path)
     return result.tracks.height + result.identifies.height + result.groups.height
 
 

@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import zipfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,24 +16,24 @@ from typing import Any
 import pytest
 import requests
 
-from accoil_transform.amplitude_export import (
+from accoil_transform import RetryPolicy
+from accoil_transform.amplitude import (
+    DEFAULT_EXPORT_RETRY,
     EU_EXPORT_URL,
     US_EXPORT_URL,
     AmplitudeExportClient,
-    ExportAuthError,
-    ExportCredentialsError,
-    ExportError,
-    ExportTooLargeError,
     ExportWindow,
     export_range,
     export_url,
 )
 from accoil_transform.cli import export as export_cli
-from accoil_transform.testing.amplitude_server import (
-    LocalAmplitudeExport,
-    make_export_event,
-    make_export_events,
+from accoil_transform.errors import (
+    ExportAuthError,
+    ExportCredentialsError,
+    ExportError,
+    ExportTooLargeError,
 )
+from accoil_transform.testing import LocalAmplitudeExport, make_event, make_events
 
 API_KEY = "ak-3f9c1e0d7b2a"
 SECRET_KEY = "sk-8d4e6a1c9f0b"
@@ -50,9 +51,17 @@ def fake(events: list[dict[str, Any]] | None = None, **kw: Any) -> LocalAmplitud
     return LocalAmplitudeExport(events or [], api_key=API_KEY, secret_key=SECRET_KEY, **kw)
 
 
-def client(server: LocalAmplitudeExport, **kw: Any) -> AmplitudeExportClient:
-    kw.setdefault("backoff_base", 0.0)
-    return AmplitudeExportClient(API_KEY, SECRET_KEY, base_url=server.url, **kw)
+def retry(**changes: Any) -> RetryPolicy:
+    """The export client's retry policy, without waiting unless asked to."""
+    return replace(DEFAULT_EXPORT_RETRY, **{"backoff_base": 0.0, **changes})
+
+
+def client(
+    server: LocalAmplitudeExport, retries: RetryPolicy | None = None, **kw: Any
+) -> AmplitudeExportClient:
+    return AmplitudeExportClient(
+        API_KEY, SECRET_KEY, base_url=server.url, retry=retries or retry(), **kw
+    )
 
 
 def read_zip(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -135,7 +144,7 @@ def test_credentials_from_env_and_missing(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(ExportCredentialsError, match="missing AMPLITUDE_SECRET_KEY"):
         AmplitudeExportClient()
     monkeypatch.setenv("AMPLITUDE_SECRET_KEY", SECRET_KEY)
-    events = make_export_events(T0, hours=1)
+    events = list(make_events(T0, hours=1))
     with fake(events) as server, AmplitudeExportClient(base_url=server.url) as c:
         result = c.export_range("20240301T00", "20240301T00", tmp_path)
         assert len(result.files) == 1
@@ -148,12 +157,12 @@ def test_credentials_from_env_and_missing(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_bad_credentials_give_a_clear_error_without_the_key(
     tmp_path: Path, api_key: str, status: int | None
 ) -> None:
-    with fake(make_export_events(T0, 1)) as server:
+    with fake(list(make_events(T0, 1))) as server:
         if status is None:
             with pytest.raises(ExportCredentialsError):
                 AmplitudeExportClient(api_key, SECRET_KEY, base_url=server.url)
             return
-        c = AmplitudeExportClient(api_key, SECRET_KEY, base_url=server.url, backoff_base=0)
+        c = AmplitudeExportClient(api_key, SECRET_KEY, base_url=server.url, retry=retry())
         with pytest.raises(ExportAuthError) as info:
             c.export_range("20240301T00", "20240301T00", tmp_path)
     message = str(info.value)
@@ -164,7 +173,7 @@ def test_bad_credentials_give_a_clear_error_without_the_key(
 
 
 def test_missing_auth_header_is_401() -> None:
-    with fake(make_export_events(T0, 1)) as server:
+    with fake(list(make_events(T0, 1))) as server:
         r = requests.get(
             server.url, params={"start": "20240301T00", "end": "20240301T00"}, timeout=5
         )
@@ -175,14 +184,14 @@ def test_missing_auth_header_is_401() -> None:
 
 
 def test_range_is_inclusive_by_server_upload_time(tmp_path: Path) -> None:
-    inside_first = make_export_event(
+    inside_first = make_event(
         server_upload_time="2024-03-01 10:00:00.000000",
         event_time="2024-02-28 08:00:00.000000",  # late client event: still in by upload time
         user_id="first",
     )
-    inside_last = make_export_event(server_upload_time="2024-03-01 12:59:59.999999", user_id="last")
-    before = make_export_event(server_upload_time="2024-03-01 09:59:59.999999", user_id="before")
-    after = make_export_event(
+    inside_last = make_event(server_upload_time="2024-03-01 12:59:59.999999", user_id="last")
+    before = make_event(server_upload_time="2024-03-01 09:59:59.999999", user_id="before")
+    after = make_event(
         server_upload_time="2024-03-01 13:00:00.000000",
         event_time="2024-03-01 11:00:00.000000",  # event_time inside, upload time outside
         user_id="after",
@@ -199,7 +208,7 @@ def test_range_is_inclusive_by_server_upload_time(tmp_path: Path) -> None:
 
 
 def test_written_zip_has_export_members_of_gzip_ndjson(tmp_path: Path) -> None:
-    events = make_export_events(T0 + timedelta(hours=8), hours=3, per_hour=5)
+    events = list(make_events(T0 + timedelta(hours=8), hours=3, per_hour=5))
     with fake(events, events_per_member=2) as server:
         result = export_range(
             "20240301T08",
@@ -220,7 +229,7 @@ def test_written_zip_has_export_members_of_gzip_ndjson(tmp_path: Path) -> None:
 
 
 def test_404_is_an_empty_window_not_an_error(tmp_path: Path) -> None:
-    with fake(make_export_events(T0, 1)) as server, client(server) as c:
+    with fake(list(make_events(T0, 1))) as server, client(server) as c:
         result = c.export_range("20240302T00", "20240302T05", tmp_path)
     assert result.files == [] and [str(w) for w in result.empty_windows] == [
         "20240302T00..20240302T05"
@@ -231,7 +240,7 @@ def test_404_is_an_empty_window_not_an_error(tmp_path: Path) -> None:
 
 def test_too_large_splits_in_halves_and_records_sub_windows(tmp_path: Path) -> None:
     # 4 hours x 3 events and at most 3 events per response: 4 h -> 2 h halves -> 1 h each.
-    events = make_export_events(T0, hours=4, per_hour=3)
+    events = list(make_events(T0, hours=4, per_hour=3))
     with fake(events, max_events_per_response=3) as server, client(server) as c:
         result = c.export_range("20240301T00", "20240301T03", tmp_path)
     assert hours(server) == [
@@ -257,7 +266,7 @@ def test_too_large_splits_in_halves_and_records_sub_windows(tmp_path: Path) -> N
 
 
 def test_one_hour_still_too_large_recommends_s3(tmp_path: Path) -> None:
-    events = make_export_events(T0, hours=2, per_hour=3)
+    events = list(make_events(T0, hours=2, per_hour=3))
     with (
         fake(events, max_events_per_response=2) as server,
         client(server) as c,
@@ -282,7 +291,7 @@ def _export_with_raw_params(tmp_path: Path, params: dict[str, str]) -> None:
             kw["params"] = params
             return super().get(url, **kw)
 
-    with fake(make_export_events(T0, 1)) as server:
+    with fake(list(make_events(T0, 1))) as server:
         c = client(server, session=Tamper())
         try:
             c.export_range("20240301T00", "20240301T00", tmp_path)
@@ -293,9 +302,9 @@ def _export_with_raw_params(tmp_path: Path, params: dict[str, str]) -> None:
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_retries_5xx_then_succeeds(tmp_path: Path, status: int) -> None:
     delays: list[float] = []
-    with fake(make_export_events(T0, 2)) as server:
+    with fake(list(make_events(T0, 2))) as server:
         server.fail_next(2, status=status)
-        with client(server, backoff_base=0.5, backoff_max=1.0, sleep=delays.append) as c:
+        with client(server, retry(backoff_base=0.5, backoff_cap=1.0), sleep=delays.append) as c:
             result = c.export_range("20240301T00", "20240301T01", tmp_path)
     assert [r.status for r in server.requests] == [status, status, 200]
     assert (result.retries, result.requests, len(result.files)) == (2, 3, 1)
@@ -306,9 +315,9 @@ def test_retries_5xx_then_succeeds(tmp_path: Path, status: int) -> None:
 
 
 def test_bounded_retries_then_clear_error(tmp_path: Path) -> None:
-    with fake(make_export_events(T0, 1)) as server:
+    with fake(list(make_events(T0, 1))) as server:
         server.fail_next(10, status=504)
-        with client(server, max_retries=2) as c, pytest.raises(ExportError) as info:
+        with client(server, retry(max_attempts=3)) as c, pytest.raises(ExportError) as info:
             c.export_range("20240301T00", "20240301T00", tmp_path)
     message = str(info.value)
     assert "after 3 attempt(s)" in message and "HTTP 504" in message and "shorter range" in message
@@ -317,11 +326,13 @@ def test_bounded_retries_then_clear_error(tmp_path: Path) -> None:
 
 
 def test_retry_time_budget_bounds_the_total(tmp_path: Path) -> None:
-    with fake(make_export_events(T0, 1)) as server:
+    with fake(list(make_events(T0, 1))) as server:
         server.fail_next(10, status=500)
         with (
             client(
-                server, max_retries=50, backoff_base=1.0, max_retry_time=0.0, sleep=lambda _s: None
+                server,
+                retry(max_attempts=51, backoff_base=1.0, max_total_seconds=0.0),
+                sleep=lambda _s: None,
             ) as c,
             pytest.raises(ExportError, match="1 attempt"),
         ):
@@ -331,7 +342,7 @@ def test_retry_time_budget_bounds_the_total(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["truncate", "disconnect"])
 def test_truncated_body_is_detected_and_retried(tmp_path: Path, mode: str) -> None:
-    with fake(make_export_events(T0, 2, per_hour=50)) as server:
+    with fake(list(make_events(T0, 2, per_hour=50))) as server:
         server.truncate_next(1, mode=mode)  # type: ignore[arg-type]
         with client(server) as c:
             result = c.export_range("20240301T00", "20240301T01", tmp_path)
@@ -342,9 +353,12 @@ def test_truncated_body_is_detected_and_retried(tmp_path: Path, mode: str) -> No
 
 
 def test_truncated_every_time_fails_without_leaving_files(tmp_path: Path) -> None:
-    with fake(make_export_events(T0, 1, per_hour=50)) as server:
+    with fake(list(make_events(T0, 1, per_hour=50))) as server:
         server.truncate_next(5)
-        with client(server, max_retries=1) as c, pytest.raises(ExportError, match="truncated"):
+        with (
+            client(server, retry(max_attempts=2)) as c,
+            pytest.raises(ExportError, match="truncated"),
+        ):
             c.export_range("20240301T00", "20240301T00", tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -354,7 +368,7 @@ def test_download_streams_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import os
 
     events = [
-        make_export_event(
+        make_event(
             server_upload_time=T0 + timedelta(seconds=i),
             event_properties={"blob": os.urandom(256).hex()},  # incompressible-ish
         )
@@ -397,9 +411,9 @@ def test_keys_never_leak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert API_KEY not in repr(c) and SECRET_KEY not in repr(c)
     assert "analytics.eu.amplitude.com" in repr(c)
     messages: list[str] = []
-    with fake(make_export_events(T0, 2)) as server:
+    with fake(list(make_events(T0, 2))) as server:
         server.fail_next(3, status=500)
-        with client(server, max_retries=1) as c2, pytest.raises(ExportError) as info:
+        with client(server, retry(max_attempts=2)) as c2, pytest.raises(ExportError) as info:
             c2.export_range("20240301T00", "20240301T01", tmp_path)
         messages.append(str(info.value))
         with client(server) as c3:
@@ -419,7 +433,7 @@ def test_connection_refused_is_retried_then_clear_error(tmp_path: Path) -> None:
     with fake() as server:
         url = server.url
     # the server is stopped: nothing listens on that port any more
-    c = AmplitudeExportClient(API_KEY, SECRET_KEY, base_url=url, max_retries=2, backoff_base=0)
+    c = AmplitudeExportClient(API_KEY, SECRET_KEY, base_url=url, retry=retry(max_attempts=3))
     with pytest.raises(ExportError, match=r"after 3 attempt.*connection error") as info:
         c.export_range("20240301T00", "20240301T00", tmp_path)
     assert API_KEY not in str(info.value)
@@ -438,7 +452,7 @@ def _cli(argv: list[str]) -> int:
 def test_cli_export(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events = make_export_events(T0, hours=2)
+    events = list(make_events(T0, hours=2))
     with fake(events) as server:
         argv = [
             "export",
@@ -462,9 +476,9 @@ def test_cli_export(
         empty = [*argv[:1], "--start", "20240305T00", "--end", "20240305T01", *argv[5:]]
         assert _cli(empty) == 0  # an empty window is a success
         assert "1 empty window(s)" in capsys.readouterr().out
-        assert _cli([*argv, "--secret-key", "sk-wrong-71c2"]) == 2  # rejected credentials
+        assert _cli([*argv, "--secret-key", "sk-wrong-71c2"]) == 5  # rejected credentials
         server.fail_next(5, status=503)
-        assert _cli([*argv, "--max-retries", "0"]) == 1
+        assert _cli([*argv, "--max-retries", "0"]) == 5  # the Export API failed
         err = capsys.readouterr().err
     assert API_KEY not in err and SECRET_KEY not in err and "sk-wrong-71c2" not in err
     with pytest.raises(SystemExit):
@@ -486,7 +500,7 @@ def test_cli_export(
 def test_export_command_reads_keys_from_the_config_file(tmp_path: Path, capsys) -> None:
     from accoil_transform.cli import main
 
-    events = make_export_events(datetime(2026, 11, 20, 0, tzinfo=UTC), hours=2)
+    events = list(make_events(datetime(2026, 11, 20, 0, tzinfo=UTC), hours=2))
     with LocalAmplitudeExport(events, api_key="file-key", secret_key="file-secret") as fake:
         config = tmp_path / "accoil.toml"
         config.write_text(
@@ -501,7 +515,7 @@ def test_export_command_reads_keys_from_the_config_file(tmp_path: Path, capsys) 
         code = main(
             [*argv, "--out", str(tmp_path / "x"), "--config", str(config), "--secret-key", "nope"]
         )
-        assert code == 2
+        assert code == 5  # the Export API refused the keys
     out = capsys.readouterr()
     assert list((tmp_path / "out").glob("*.zip"))
     assert "file-secret" not in out.out + out.err

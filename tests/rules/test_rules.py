@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 import accoil_transform as at
+from accoil_transform.calls import with_body_api_key
 
 T0 = "2024-05-01 10:00:00.000000"
 
@@ -961,7 +962,7 @@ def test_v1_call_bodies_are_snake_case_with_epoch_ms(tmp_path):
     for c in cs:
         assert type(c["body"]["timestamp"]) is int
         assert "userId" not in c["body"]
-    keyed = orjson.loads(at.formats.with_body_api_key(orjson.dumps(track), "KEY"))
+    keyed = orjson.loads(with_body_api_key(orjson.dumps(track), "KEY"))
     assert keyed == {"api_key": "KEY", **track}
 
 

@@ -1,9 +1,9 @@
 """The Spark path equals the single-machine path, call for call (issue: scale past one machine).
 
 A real local Spark session (``local[2]``, UI off, 4 shuffle partitions) runs
-:func:`accoil_transform.spark.to_calls`; the reference is
-:func:`accoil_transform.pipeline.transform_inputs` + :func:`build_calls` on the same
-input. Calls are compared as multisets of (endpoint, call_id, body).
+:func:`accoil_transform.integrations.spark.to_calls`; the reference is
+:func:`accoil_transform.transform` + :func:`build_calls` on the same input. Calls are
+compared as multisets of (kind, call_id, user_id, body).
 """
 
 from __future__ import annotations
@@ -27,32 +27,30 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from accoil_transform import TransformConfig
-from accoil_transform.batch import CALLS_ARROW_SCHEMA, transform_batch
-from accoil_transform.calls import build_calls
+from accoil_transform import TransformConfig, transform
+from accoil_transform.calls import FORMATS, build_calls
 from accoil_transform.delivery import DeliveryOptions
-from accoil_transform.formats import FORMATS
-from accoil_transform.normalize import empty_canonical
-from accoil_transform.pipeline import transform_inputs
-from accoil_transform.readers import read_events
-from accoil_transform.spark import (
+from accoil_transform.integrations.spark import (
+    CALLS_ARROW_SCHEMA,
     INSTALL_HINT,
     read_amplitude_json,
     send_partitions,
     to_calls,
+    transform_batch,
     write_calls_parquet,
 )
-from accoil_transform.synthetic import generate_events, write_s3_layout
+from accoil_transform.read import empty_canonical, read_events
 from accoil_transform.testing import LocalAccoil
-from accoil_transform.testing.accoil_server import DEFAULT_API_KEY
+from accoil_transform.testing._accoil_server import DEFAULT_API_KEY
+from accoil_transform.testing.synthetic import generate_events, write_s3_layout
 
 pytestmark = pytest.mark.spark
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_ZIP = REPO / "sample_data" / "amplitude_export_sample.zip"
 PARTITIONS = 4
 
-Call = tuple[str, str, str]
+Call = tuple[str, str, str | None, str]
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +75,12 @@ def spark():
 
 
 def spark_calls(calls_df) -> list[Call]:
-    assert calls_df.columns == ["endpoint", "call_id", "body"]
-    return sorted((r["endpoint"], r["call_id"], r["body"]) for r in calls_df.collect())
+    assert calls_df.columns == ["kind", "call_id", "user_id", "body"]
+    return sorted((r["kind"], r["call_id"], r["user_id"], r["body"]) for r in calls_df.collect())
 
 
 def local_calls(inputs: Any, config: TransformConfig, fmt: str) -> list[Call]:
-    result = transform_inputs(inputs, config)
+    result = transform(inputs, config)
     return sorted(build_calls(result.tracks, result.identifies, result.groups, fmt).rows())
 
 
@@ -222,14 +220,14 @@ def test_generated_corpus_equals_single_machine(spark, corpus_dir, fmt):
     got = spark_calls(calls_df)
     assert_same_calls(got, local_calls(corpus_dir, config, fmt))
 
-    ids = {call_id for _, call_id, _ in got}
+    ids = {call_id for _, call_id, _, _ in got}
     assert f"{fmt}:track:u:dup-after-bad" in ids
-    cross = [b for _, i, b in got if i == f"{fmt}:track:u:dup-cross-user"]
+    cross = [b for _, i, _, b in got if i == f"{fmt}:track:u:dup-cross-user"]
     assert len(cross) == 1 and '"usr_first"' in cross[0]
     assert f"{fmt}:track:u:dup-no-user" not in ids
     assert sum(i.startswith(f"{fmt}:track:r:usr_span|") for i in ids) == 2
     if fmt == "v2":
-        (tie,) = [b for k, _, b in got if k == "identify" and '"usr_tie"' in b]
+        (tie,) = [b for k, _, _, b in got if k == "identify" and '"usr_tie"' in b]
         assert "Late file" in tie
     assert len(partition_sizes(calls_df)) > 1
 
@@ -351,7 +349,7 @@ def test_write_calls_parquet(spark, struct_inputs, tmp_path):
     calls_df = to_calls(struct_inputs[0], partitions=2)
     write_calls_parquet(calls_df, str(tmp_path / "calls"))
     back = pl.read_parquet(tmp_path / "calls" / "*.parquet")
-    assert back.columns == ["endpoint", "call_id", "body"]
+    assert back.columns == ["kind", "call_id", "user_id", "body"]
     assert sorted(back.rows()) == spark_calls(calls_df)
 
 
@@ -369,7 +367,7 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
         assert first.total.sent == len(want) == len(accepted)
         got = Counter(orjson.dumps(c.body, option=orjson.OPT_SORT_KEYS) for c in accepted)
         assert got == Counter(
-            orjson.dumps(orjson.loads(b), option=orjson.OPT_SORT_KEYS) for _, _, b in want
+            orjson.dumps(orjson.loads(b), option=orjson.OPT_SORT_KEYS) for _, _, _, b in want
         )
         # Each user's identify was accepted before any of their tracks.
         seen_identify: set[str] = set()
@@ -423,7 +421,7 @@ def test_import_without_pyspark_works_and_the_error_says_how_to_install():
         """
         import sys
         sys.modules["pyspark"] = None  # as if pyspark were not installed
-        import accoil_transform, accoil_transform.batch, accoil_transform.spark as spark
+        import accoil_transform, accoil_transform.integrations.spark as spark
         try:
             spark.to_calls(None)
         except ImportError as exc:

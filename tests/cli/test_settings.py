@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from accoil_transform.cli import main
+from accoil_transform.cli._settings import SETTINGS, Settings
 from accoil_transform.errors import ConfigError
-from accoil_transform.settings import SETTINGS, Settings
 
 TOML = """
 [transform]

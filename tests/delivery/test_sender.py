@@ -8,16 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
-from delivery_helpers import (
-    KEY,
-    accepted_counts,
-    assert_delivery_order,
-    batches,
-    body_key,
-    workload,
-)
 
-from accoil_transform.batches import CallBatch
+from accoil_transform.calls import AuthScheme, CallBatch, get_format
 from accoil_transform.delivery import (
     AccoilClient,
     AuthenticationError,
@@ -27,8 +19,15 @@ from accoil_transform.delivery import (
     RetryPolicy,
     send,
 )
-from accoil_transform.formats import AuthScheme, get_format
 from accoil_transform.testing import FaultPlan, LocalAccoil
+from tests.delivery.helpers import (
+    KEY,
+    accepted_counts,
+    assert_delivery_order,
+    batches,
+    body_key,
+    workload,
+)
 
 FAST = RetryPolicy(backoff_base=0.005, backoff_cap=0.05, max_attempts=12)
 

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import orjson
 import pytest
-from delivery_helpers import batches, workload
 
+from accoil_transform._secret import Secret
+from accoil_transform.calls import AuthScheme, get_format
 from accoil_transform.delivery import (
     AccoilClient,
     AuthenticationError,
     DeliveryOptions,
     RetryPolicy,
-    Secret,
     send,
 )
-from accoil_transform.formats import AuthScheme, get_format
 from accoil_transform.testing import FaultPlan, LocalAccoil
+from tests.delivery.helpers import batches, workload
 
 SECRET = "sk-live-9Qz7TOPSECRET"
 FORMS = (SECRET, base64.b64encode(f"{SECRET}:".encode()).decode().rstrip("="))
