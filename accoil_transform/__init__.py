@@ -6,7 +6,8 @@ The pipeline is ``read → transform → calls → deliver``, one subpackage a s
 >>> import accoil_transform as at
 >>> config = at.TransformConfig(properties=["plan"])
 >>> result = at.transform("sample_data/amplitude_export_sample.zip", config)
->>> result.report.rows_read == result.report.kept + sum(result.report.dropped.values())
+>>> report = result.report
+>>> report.rows_read == report.kept + report.trait_rows + sum(report.dropped.values())
 True
 >>> calls = at.build_calls(result.tracks, result.identifies, result.groups, "v2")
 >>> calls.columns

@@ -169,6 +169,25 @@ def _values_at(docs: pl.Series, key: str) -> pl.Series:
     return compact_json(object_fields(docs, [key])[key]).alias(docs.name)
 
 
+def json_scalar_at(doc: pl.Expr, key: str) -> pl.Expr:
+    """``doc[key]`` as text when it is a scalar: a string decoded, a number or a boolean
+    as its JSON text; null when absent, ``null``, an object or an array."""
+    return doc.map_batches(
+        lambda docs: _scalars(object_fields(docs, [key])[key]).alias(docs.name),
+        return_dtype=pl.String,
+        is_elementwise=True,
+    )
+
+
+def _scalars(texts: pl.Series) -> pl.Series:
+    container = texts.str.starts_with("{") | texts.str.starts_with("[") | (texts == "null")
+    texts = texts.set(container.fill_null(False), None)
+    strings = texts.str.starts_with('"').fill_null(False).arg_true()
+    if strings.is_empty():
+        return texts
+    return texts.scatter(strings, texts.gather(strings).str.json_decode(pl.String))
+
+
 def compact_json(texts: pl.Series) -> pl.Series:
     """JSON texts with the whitespace between tokens removed (objects and arrays only)."""
     nested = texts.str.starts_with("{") | texts.str.starts_with("[")

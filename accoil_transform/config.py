@@ -23,7 +23,6 @@ from .errors import ConfigError
 # --------------------------------------------------------------------------- defaults
 
 DEFAULT_USER_ID = "user_id"
-DEFAULT_USER_TRAITS: tuple[str, ...] = ("email", "name")
 DEFAULT_FORMAT = "v2"
 DEFAULT_BASE_URL = "https://in.accoil.com"
 DEFAULT_OUT = Path("accoil-dry-run.ndjson")
@@ -125,7 +124,9 @@ class TransformConfig:
         properties: additional properties, each looked up in ``event_properties``
             and then ``user_properties`` unless qualified. Attached to every track
             and, with the user's latest values, to identify traits.
-        user_traits: user traits taken from ``user_properties`` for identify calls.
+        user_traits: keep only these keys of ``user_properties`` as identify traits
+            (``None``, the default: every key).
+        exclude_user_traits: drop these keys of ``user_properties`` from identify traits.
         event_rename: optional ``{amplitude event_type: accoil event name}``.
 
     Raises:
@@ -137,7 +138,8 @@ class TransformConfig:
     include_events: tuple[str, ...] = ()
     exclude_events: tuple[str, ...] = ()
     properties: tuple[str | FieldRef, ...] = ()
-    user_traits: tuple[str, ...] = DEFAULT_USER_TRAITS
+    user_traits: tuple[str, ...] | None = None
+    exclude_user_traits: tuple[str, ...] = ()
     event_rename: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,8 +150,10 @@ class TransformConfig:
                 raise ConfigError(f"user_id must be a string, got {uid!r}")
             uid = FieldRef.parse(uid, default_scope="column")
         object.__setattr__(self, "user_id", uid)
-        for name in ("include_events", "exclude_events", "user_traits"):
+        for name in ("include_events", "exclude_events", "exclude_user_traits"):
             object.__setattr__(self, name, _strings(name, getattr(self, name)))
+        if self.user_traits is not None:
+            object.__setattr__(self, "user_traits", _strings("user_traits", self.user_traits))
         props = self.properties
         props = (props,) if isinstance(props, str | FieldRef) else tuple(props)
         object.__setattr__(self, "properties", _as_refs(props, None))
@@ -184,9 +188,7 @@ class TransformConfig:
 
     def json_columns_needed(self) -> frozenset[str]:
         """The nested JSON columns the rules read under this config (readers skip the rest)."""
-        needed = {"groups", "group_properties"}
-        if self.user_traits:
-            needed.add("user_properties")
+        needed = {"groups", "group_properties", "user_properties"}
         for ref in (*self.property_refs, self.user_id_ref):
             if ref.scope is None:
                 needed |= {"event_properties", "user_properties"}

@@ -6,7 +6,14 @@
 """
 
 from ._batches import CallBatch, iter_batches
-from ._bodies import CALLS_SCHEMA, build_calls, group_calls, identify_calls, track_calls
+from ._bodies import (
+    CALLS_SCHEMA,
+    build_calls,
+    group_calls,
+    identify_calls,
+    skipped_account_groups,
+    track_calls,
+)
 from ._formats import (
     CALL_KINDS,
     FORMATS,
@@ -32,6 +39,7 @@ __all__ = [
     "group_calls",
     "identify_calls",
     "iter_batches",
+    "skipped_account_groups",
     "track_calls",
     "with_body_api_key",
 ]

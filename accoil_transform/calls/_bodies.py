@@ -80,6 +80,12 @@ def _group_fields(fmt: str) -> dict[str, pl.Expr | RawJson]:
     raise ValueError(f"format {fmt!r} has no group calls")
 
 
+def _account_fields(fmt: str) -> dict[str, pl.Expr | RawJson]:
+    if fmt == "v2":  # an account's traits, with no user: Accoil's account-only update
+        return {"groupId": pl.col("groupId"), "traits": RawJson(pl.col("traits")), "timestamp": _TS}
+    raise ValueError(f"format {fmt!r} has no account-only group calls")
+
+
 def track_calls(
     tracks: pl.DataFrame, fmt: str | WireFormat = "v2", *, with_sort_key: bool = False
 ) -> pl.DataFrame:
@@ -103,10 +109,33 @@ def identify_calls(identifies: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl
     return _keyed_calls(identifies, "identify", pl.col("userId"), _identify_fields, fmt)
 
 
+#: Formats that make account-only group calls (a group record without ``userId``).
+ACCOUNT_ONLY_FORMATS = frozenset({"v2"})
+
+
 def group_calls(groups: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl.DataFrame:
-    """One group call per distinct (user, primary group) pair."""
+    """One group call per (user, primary group) pair; in ``v2`` also one per
+    account-only group record (``userId`` null), which other formats skip (see
+    :func:`skipped_account_groups`)."""
+    wire = get_format(fmt)
+    with_user = pl.col("userId").is_not_null()
     key = pl.col("userId") + pl.lit("|") + pl.col("groupId")
-    return _keyed_calls(groups, "group", key, _group_fields, fmt)
+    calls = _keyed_calls(groups.filter(with_user), "group", key, _group_fields, wire)
+    accounts = groups.filter(~with_user)
+    if wire.name not in ACCOUNT_ONLY_FORMATS or accounts.is_empty():
+        return calls
+    key = pl.col("groupType") + pl.lit("|") + pl.col("groupId")
+    account_calls = _keyed_calls(
+        accounts, "group", key, _account_fields, wire, id_kind="group-account"
+    )
+    return pl.concat([calls, account_calls])
+
+
+def skipped_account_groups(groups: pl.DataFrame, fmt: str | WireFormat = "v2") -> int:
+    """How many account-only group records ``fmt`` makes no call for."""
+    if get_format(fmt).name in ACCOUNT_ONLY_FORMATS:
+        return 0
+    return groups.filter(pl.col("userId").is_null()).height
 
 
 def _keyed_calls(
@@ -115,8 +144,10 @@ def _keyed_calls(
     key: pl.Expr,
     fields: Callable[[str], dict[str, pl.Expr | RawJson]],
     fmt: str | WireFormat,
+    *,
+    id_kind: str | None = None,
 ) -> pl.DataFrame:
-    """Calls whose id is a key plus a digest of the body."""
+    """Calls whose id is ``<format>:<id_kind>:<key>:<digest of the body>``."""
     wire = get_format(fmt)
     if kind not in wire.paths:
         return pl.DataFrame(schema=CALLS_SCHEMA)
@@ -128,7 +159,7 @@ def _keyed_calls(
     return calls.select(
         pl.lit(kind).alias("kind"),
         (
-            pl.lit(f"{wire.name}:{kind}:")
+            pl.lit(f"{wire.name}:{id_kind or kind}:")
             + pl.col("_key")
             + pl.lit(":")
             + pl.lit(body_digests(calls["body"]))

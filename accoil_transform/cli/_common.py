@@ -32,6 +32,7 @@ _FLAG_NAMES = {
     "exclude_events": "exclude_event",
     "properties": "property",
     "user_traits": "user_trait",
+    "exclude_user_traits": "exclude_user_trait",
     "event_rename": "rename_event",
 }
 

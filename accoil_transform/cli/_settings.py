@@ -76,8 +76,15 @@ SETTINGS: tuple[Setting, ...] = (
         "user_traits",
         "transform",
         list,
-        list(defaults.DEFAULT_USER_TRAITS),
-        "user traits from user_properties for identify",
+        None,
+        "keep only these user_properties keys as identify traits (default: all)",
+    ),
+    _s(
+        "exclude_user_traits",
+        "transform",
+        list,
+        [],
+        "drop these user_properties keys from identify traits",
     ),
     _s("event_rename", "transform", dict, {}, "rename event types: {amplitude name = accoil name}"),
     _s("format", "output", str, defaults.DEFAULT_FORMAT, "call format: v2, stream, segment or v1"),
@@ -301,7 +308,8 @@ class Settings:
             include_events=tuple(v["include_events"]),
             exclude_events=tuple(v["exclude_events"]),
             properties=tuple(v["properties"]),
-            user_traits=tuple(v["user_traits"]),
+            user_traits=None if v["user_traits"] is None else tuple(v["user_traits"]),
+            exclude_user_traits=tuple(v["exclude_user_traits"]),
             event_rename=v["event_rename"],
         )
 

@@ -12,6 +12,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"rows read     {report['rows_read']:>10,}",
         f"kept          {report['kept']:>10,}",
+        f"trait rows    {report['trait_rows']:>10,}",
     ]
     for reason, n in report["dropped"].items():
         lines.append(f"dropped {reason:<14}{n:>7,}")

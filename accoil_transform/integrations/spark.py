@@ -46,7 +46,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from ..calls import build_calls, get_format, iter_batches
+from ..calls import build_calls, get_format, group_calls, iter_batches
 from ..config import DEFAULT_BATCH_SIZE, JSON_COLUMNS, DeliveryOptions, TransformConfig
 from ..errors import ConfigError, InputError
 from ..read import (
@@ -57,7 +57,8 @@ from ..read import (
     normalize_frame,
     parse_ndjson,
 )
-from ..rules import apply_rules, dedup_key, user_id
+from ..rules import GROUP_FACTS_SCHEMA, Transformer, apply_rules, dedup_key, user_id
+from ..rules._select import GROUP_IDENTIFY
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -199,6 +200,8 @@ def transform_batch(
     batch: pa.RecordBatch | pa.Table | pl.DataFrame,
     config: TransformConfig | None = None,
     format: str = "v2",
+    *,
+    known_groups: pl.DataFrame | None = None,
 ) -> pa.Table:
     """Map a batch of canonical events to its calls, in delivery order (no Spark needed).
 
@@ -206,8 +209,9 @@ def transform_batch(
     by :func:`~accoil_transform.read.normalize_frame`) and optionally a boolean
     ``_duplicate`` judged over the whole input. A batch is self-contained: identify and
     group calls come from the latest event of each user in it, so it must hold every
-    event of each of its users. The result has :data:`CALLS_ARROW_SCHEMA`: identify
-    calls first, then group, then track.
+    event of each of its users; ``known_groups`` holds group facts learnt from the whole
+    input (:meth:`~accoil_transform.rules.Transformer.group_knowledge`). The result has
+    :data:`CALLS_ARROW_SCHEMA`: identify calls first, then group, then track.
 
     >>> from accoil_transform.read import empty_canonical
     >>> transform_batch(empty_canonical()).schema == CALLS_ARROW_SCHEMA
@@ -216,8 +220,12 @@ def transform_batch(
     frame = batch if isinstance(batch, pl.DataFrame) else pl.DataFrame(batch)
     columns = [*CANONICAL_SCHEMA, *(["_duplicate"] if "_duplicate" in frame.columns else [])]
     config = config or TransformConfig()
-    result = apply_rules(frame.select(columns), config)
+    result = apply_rules(frame.select(columns), config, known_groups=known_groups)
     calls = build_calls(result.tracks, result.identifies, result.groups, get_format(format))
+    return _calls_table(calls)
+
+
+def _calls_table(calls: pl.DataFrame) -> pa.Table:
     batches = [
         pa.RecordBatch.from_arrays(
             [chunk[name].to_arrow().cast(pa.string()) for name in CALLS_ARROW_SCHEMA.names],
@@ -262,19 +270,61 @@ def to_calls(
     # Rows without a key get a key of their own, so they do not all meet in one task.
     own_key = F.concat(F.lit("\x00"), F.col("_row").cast("string"))
     first = Window.partitionBy(F.coalesce("_key", own_key)).orderBy("_row")
-    flagged = (
-        keyed.where(F.col("_key").isNotNull() | F.col("_user").isNotNull())
+    account_data = F.col("event_type") == GROUP_IDENTIFY  # needs no user
+    rows = (
+        keyed.where(F.col("_key").isNotNull() | F.col("_user").isNotNull() | account_data)
         .withColumn("_duplicate", F.row_number().over(first) > 1)
-        .where(F.col("_user").isNotNull() & ~F.col("_duplicate"))
+        .where((F.col("_user").isNotNull() | account_data) & ~F.col("_duplicate"))
+        .drop("_key")
     )
-
-    # 3. Each user's rows in one partition, in input order.
-    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
-    by_user = flagged.repartition(n, "_user").sortWithinPartitions("_row").drop("_key", "_user")
     if config.user_id_ref.scope == "column":  # canonical rows hold it as ``user_id``
         config = config.replace(user_id="user_id")
-    transform = _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL))
-    return by_user.mapInArrow(transform, CALLS_DDL)
+
+    # 3. What the rows tell about groups, over the whole input: each group's latest
+    # traits, the groups $groupidentify rows name, the primary groups.
+    facts = _group_facts(rows.drop("_user"), config)
+
+    # 4. Each user's rows in one partition, in input order, with the groups' traits.
+    n = partitions or int(spark.conf.get("spark.sql.shuffle.partitions") or 200)
+    by_user = (
+        rows.where(~account_data).repartition(n, "_user").sortWithinPartitions("_row").drop("_user")
+    )
+    traits = facts.filter(pl.col("fact") == "traits")
+    transform = _Transform(config, wire.name, _arrow_schema(spark, CALLS_DDL), traits)
+    calls = by_user.mapInArrow(transform, CALLS_DDL)
+    accounts = _account_calls(facts, config, wire.name)
+    if accounts.num_rows == 0:
+        return calls
+    return calls.union(spark.createDataFrame(accounts.to_pandas(), CALLS_DDL))
+
+
+def _group_facts(rows: DataFrame, config: TransformConfig) -> pl.DataFrame:
+    """The group facts (:meth:`~accoil_transform.rules.Transformer.group_knowledge`) of
+    all ``rows``, combined: the latest of each (fact, group), on the driver."""
+    F = _pyspark()
+    from pyspark.sql import Window
+
+    spark = rows.sparkSession
+    ddl = "fact string, group_type string, group_id string, event_time timestamp, " + (
+        "_row long, traits string"
+    )
+    facts = rows.mapInArrow(_GroupFacts(config, _arrow_schema(spark, ddl)), ddl)
+    latest = Window.partitionBy("fact", "group_type", "group_id").orderBy(
+        F.col("event_time").desc_nulls_last(), F.col("_row").desc_nulls_last()
+    )
+    table = facts.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n").toArrow()
+    frame = pl.DataFrame(table)
+    return frame.select(pl.col(c).cast(t) for c, t in GROUP_FACTS_SCHEMA.items())
+
+
+def _account_calls(facts: pl.DataFrame, config: TransformConfig, fmt: str) -> pa.Table:
+    """The account-only group calls: groups $groupidentify rows name that are no event's
+    primary group (``v2`` only)."""
+    transformer = Transformer(config)
+    transformer.learn_groups(facts)
+    _, groups = transformer.finish()
+    calls = group_calls(groups.filter(pl.col("userId").is_null()), fmt)
+    return _calls_table(calls)
 
 
 def _shape(df: DataFrame, config: TransformConfig) -> tuple[DataFrame, list[str]]:
@@ -340,23 +390,47 @@ class _Normalize:
             yield from _to_arrow(out, self.schema)
 
 
+def _canonical(table: pa.Table, config: TransformConfig) -> pl.DataFrame:
+    """Shaped rows (``_row``, input columns, ``_duplicate``) as canonical events."""
+    frame = pl.DataFrame(table)
+    return normalize_frame(frame.drop("_row", "_duplicate"), config, source=_SOURCE).with_columns(
+        _row=frame["_row"].cast(pl.UInt64), _duplicate=frame["_duplicate"]
+    )
+
+
+class _GroupFacts:
+    """mapInArrow: the group facts of each batch of rows."""
+
+    def __init__(self, config: TransformConfig, schema: pa.Schema) -> None:
+        self.config, self.schema = config, schema
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            transformer = Transformer(self.config)
+            transformer.feed(_canonical(pa.Table.from_batches([batch]), self.config))
+            facts = transformer.group_knowledge()
+            yield from _to_arrow(facts.select(self.schema.names), self.schema)
+
+
 class _Transform:
     """mapInArrow: a whole partition of users to its calls."""
 
-    def __init__(self, config: TransformConfig, fmt: str, schema: pa.Schema) -> None:
+    def __init__(
+        self, config: TransformConfig, fmt: str, schema: pa.Schema, known_groups: pl.DataFrame
+    ) -> None:
         self.config, self.fmt, self.schema = config, fmt, schema
+        self.known_groups = known_groups
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # identify = a user's latest event: the partition is transformed as one batch.
         table = _whole(batches)
         if table is None:
             return
-        frame = pl.from_arrow(table)
-        assert isinstance(frame, pl.DataFrame)
-        canonical = normalize_frame(
-            frame.drop("_row", "_duplicate"), self.config, source=_SOURCE
-        ).with_columns(_row=frame["_row"].cast(pl.UInt64), _duplicate=frame["_duplicate"])
-        for out in transform_batch(canonical, self.config, self.fmt).to_batches():
+        canonical = _canonical(table, self.config)
+        calls = transform_batch(canonical, self.config, self.fmt, known_groups=self.known_groups)
+        for out in calls.to_batches():
             yield out.cast(self.schema)
 
 

@@ -9,15 +9,23 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..calls import CALLS_SCHEMA, get_format, group_calls, identify_calls, iter_batches, track_calls
-from ..config import RunOptions, TransformConfig
-from ..read import CANONICAL_SCHEMA, Source, read_events
+from ..calls import (
+    CALLS_SCHEMA,
+    get_format,
+    group_calls,
+    identify_calls,
+    iter_batches,
+    skipped_account_groups,
+    track_calls,
+)
+from ..config import ReadOptions, RunOptions, TransformConfig
+from ..read import CANONICAL_SCHEMA, Source, read_events, with_original_lines
 from ..rules import Transformer, TransformReport, TransformResult, apply_rules
 from ._output import write_dry_run, write_quarantine, write_report
 from ._spill import TrackSpill
@@ -93,7 +101,8 @@ def transform(
     ):
         return apply_rules(inputs, config, strict=strict, keep_columns=keep_columns)  # type: ignore[arg-type]
     events = read_events(inputs, config, only_needed=True)
-    return apply_rules(events, config, strict=strict, keep_columns=keep_columns)
+    result = apply_rules(events, config, strict=strict, keep_columns=keep_columns)
+    return replace(result, quarantine=_originals(result.quarantine, inputs, ReadOptions()))
 
 
 def run(
@@ -127,11 +136,13 @@ def run(
         calls: Iterable[pl.DataFrame] = itertools.chain(
             [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
         )
-        counts = {"identify": identifies.height, "group": groups.height, "track": spill.rows}
-        t.report.calls = {kind: counts[kind] for kind in wire.kinds}
+        counts = dict(head.group_by("kind").len().iter_rows()) | {"track": spill.rows}
+        t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
+        t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
         if not t.quarantine.is_empty():
             target = options.quarantine or _beside(options.out, ".quarantine.ndjson")
-            outputs["quarantine"] = write_quarantine(t.quarantine, target)
+            quarantine = _originals(t.quarantine, inputs, options.read)
+            outputs["quarantine"] = write_quarantine(quarantine, target)
         if options.is_dry_run:
             outputs["calls"] = write_dry_run(
                 calls, options.out, wire, base_url=options.base_url, url=options.url
@@ -165,6 +176,14 @@ def _deliver(calls: Iterable[pl.DataFrame], total: int, options: RunOptions) -> 
     return send(
         batches, api_key=options.api_key, auth=wire.auth, options=options.delivery, total=total
     )
+
+
+def _originals(quarantine: pl.DataFrame, inputs: object, options: ReadOptions) -> pl.DataFrame:
+    """The quarantine with each line's original text, read again from its source when the
+    inputs can be read again (not an iterator, which reading used up)."""
+    if quarantine.is_empty() or isinstance(inputs, Iterator):
+        return quarantine
+    return with_original_lines(quarantine, inputs, options)
 
 
 def _beside(path: Path, suffix: str) -> Path:

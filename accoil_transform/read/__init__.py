@@ -8,6 +8,7 @@ from ._events import read_events
 from ._layout import EXPORT_MEMBER, file_order, member_name, member_order
 from ._ndjson import decode_lines, parse_ndjson
 from ._normalize import empty_canonical, normalize_frame, parse_event_time
+from ._original_lines import with_original_lines
 from ._schema import CANONICAL_SCHEMA, canonical_name, ndjson_read_schema
 from ._sources import RawInput, Source, iter_raw_inputs
 
@@ -28,4 +29,5 @@ __all__ = [
     "parse_event_time",
     "parse_ndjson",
     "read_events",
+    "with_original_lines",
 ]

@@ -20,7 +20,7 @@ from ..config import JSON_COLUMNS, ReadOptions, TransformConfig
 from ._lines import LineChunk, first_keys, iter_line_chunks
 from ._ndjson import DecodedLines, decode_lines
 from ._normalize import normalize_frame
-from ._schema import ndjson_read_schema
+from ._schema import canonical_name, ndjson_read_schema
 from ._sources import RawInput, Source, iter_raw_inputs
 
 
@@ -130,12 +130,16 @@ def _canonical(
     overhead per frame."""
     next_row = 0
     tables: list[pl.DataFrame] = []
+    user_id_column = canonical_name(config.user_id_column or "")
     for unit in units:
         if isinstance(unit, DecodedLines):
             if tables:
                 yield pl.concat(tables)
                 tables = []
-            parsed = unit.to_frame()
+            parsed = unit.to_frame(
+                string_keys=[k for k in unit.keys if canonical_name(k) == "event_type"],
+                scalar_keys=[k for k in unit.keys if canonical_name(k) == user_id_column],
+            )
             frame = normalize_frame(
                 parsed.drop("_line", "_source", strict=False),
                 config,

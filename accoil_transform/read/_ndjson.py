@@ -30,8 +30,6 @@ from ..errors import InputError
 from ._lines import UTF8_BOM, Span
 from ._schema import canonical_name
 
-_PREVIEW_BYTES = 2000
-
 
 @dataclass
 class DecodedLines:
@@ -76,11 +74,22 @@ class DecodedLines:
         """The sources of the lines, in order."""
         return [source for source, _, _ in self.parts]
 
-    def to_frame(self, json_columns: Iterable[str] | None = None) -> pl.DataFrame:
-        """The rows as a frame; see :func:`parse_ndjson` for the columns."""
+    def to_frame(
+        self,
+        json_columns: Iterable[str] | None = None,
+        *,
+        string_keys: Iterable[str] = (),
+        scalar_keys: Iterable[str] = (),
+    ) -> pl.DataFrame:
+        """The rows as a frame; see :func:`parse_ndjson` for the columns.
+
+        A row whose value of one of ``string_keys`` is not a JSON string (nor null) is
+        malformed, with the reason in ``_malformed``; a value of one of ``scalar_keys``
+        that is an object or an array is null.
+        """
         if json_columns is None:
             json_columns = [k for k in self.keys if canonical_name(k) in JSON_COLUMNS]
-        return _to_frame(self, set(json_columns))
+        return _to_frame(self, set(json_columns), set(string_keys), set(scalar_keys))
 
 
 def parse_ndjson(
@@ -241,15 +250,15 @@ def _decode_line_by_line(
             row = decoder.decode(line)
         except UnicodeDecodeError as exc:
             out.bad.append(
-                (number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})", _preview(line))
+                (number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})", _line_text(line))
             )
             continue
         except msgspec.ValidationError as exc:  # valid JSON, but not an object
             got = str(exc).rsplit("got ", 1)[-1].strip("`")
-            out.bad.append((number, f"expected a JSON object, got {got}", _preview(line)))
+            out.bad.append((number, f"expected a JSON object, got {got}", _line_text(line)))
             continue
         except msgspec.DecodeError as exc:
-            out.bad.append((number, f"not valid JSON ({exc})", _preview(line)))
+            out.bad.append((number, f"not valid JSON ({exc})", _line_text(line)))
             continue
         good.append(row)
         numbers.append(number)
@@ -259,15 +268,17 @@ def _decode_line_by_line(
         out.rows += len(good)
 
 
-def _preview(line: bytes) -> str:
-    """The start of a bad line for the quarantine (without a CRLF's carriage return)."""
-    return line.removesuffix(b"\r")[:_PREVIEW_BYTES].decode("utf-8", errors="replace")
+def _line_text(line: bytes) -> str:
+    """A bad line for the quarantine (without a CRLF's carriage return)."""
+    return line.removesuffix(b"\r").decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------- columns
 
 
-def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
+def _to_frame(
+    decoded: DecodedLines, json_keys: set[str], string_keys: set[str], scalar_keys: set[str]
+) -> pl.DataFrame:
     keys = decoded.keys
     schema = {key: pl.String() for key in keys}
     if decoded.rows:
@@ -282,6 +293,10 @@ def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
         split = flats.select(cells(key) for key in keys)
         frame = split.select(_value(pl.col(key), json=key in json_keys).alias(key) for key in keys)
         frame = _unescape_strings(frame, [k for k in keys if k not in json_keys])
+        typed = _typed_values(
+            split, [k for k in keys if k in string_keys], [k for k in keys if k in scalar_keys]
+        )
+        frame = frame.with_columns(typed.drop("_malformed")).with_columns(typed["_malformed"])
         frame = frame.with_columns(
             _line=pl.concat(
                 pl.int_range(n.start, n.stop, dtype=pl.Int64, eager=True)
@@ -289,7 +304,6 @@ def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
                 else pl.Series(n, dtype=pl.Int64)
                 for n in decoded.lines
             ),
-            _malformed=pl.lit(None, pl.String),
             _raw=pl.lit(None, pl.String),
         )
     else:
@@ -306,6 +320,35 @@ def _to_frame(decoded: DecodedLines, json_keys: set[str]) -> pl.DataFrame:
     if len(decoded.parts) > 1:
         return _with_sources(frame, bad, decoded.parts)
     return frame if bad is None else pl.concat([frame, bad], how="diagonal").sort("_line")
+
+
+def _typed_values(
+    cells_: pl.DataFrame, string_keys: list[str], scalar_keys: list[str]
+) -> pl.DataFrame:
+    """The values of keys that must be strings or scalars, checked against their JSON text.
+
+    Returns those keys' values (null where the type is wrong) and ``_malformed``: the
+    reason of a row whose value of a ``string_keys`` key is not a string.
+    """
+
+    def container(cell: pl.Expr) -> pl.Expr:
+        return cell.str.starts_with("[") | cell.str.starts_with("{")
+
+    values = [
+        pl.when(~container(pl.col(key))).then(_value(pl.col(key), json=False)).alias(key)
+        for key in scalar_keys
+    ]
+    reasons = []
+    for key in string_keys:
+        cell = pl.col(key)
+        wrong = ~cell.str.starts_with('"') & (cell.str.len_bytes() > 0) & (cell != "null")
+        reason = pl.lit(f"{key}: expected a string, got ") + cell.str.slice(0, 60)
+        reasons.append(pl.when(wrong).then(reason))
+    reason = pl.coalesce(reasons) if reasons else pl.lit(None, pl.String)
+    typed = cells_.with_columns(*values, reason.alias("_malformed")).select(
+        *scalar_keys, "_malformed"
+    )
+    return _unescape_strings(typed, scalar_keys) if scalar_keys else typed
 
 
 def _with_sources(

@@ -73,6 +73,12 @@ def _text(col: str, dtype: pl.DataType, source: str, *, what: str) -> pl.Expr:
     raise InputError(source, f"column {col!r} has type {dtype}; expected {what}")
 
 
+def _string(col: str, dtype: pl.DataType, source: str) -> pl.Expr:
+    if isinstance(dtype, (*_TEXT_TYPES, pl.Null)):
+        return pl.col(col).cast(pl.String)
+    raise InputError(source, f"column {col!r} has type {dtype}; expected a string")
+
+
 def _canonical_columns(schema: pl.Schema) -> list[pl.Expr]:
     """One expression per canonical column; several spellings of one column are coalesced.
 
@@ -144,7 +150,14 @@ def normalize_frame(
     def json_or_null(name: str) -> pl.Expr:
         if name not in schema:
             return pl.lit(None, dtype=pl.String)
-        return to_json_text(pl.col(name), schema[name])
+        try:
+            return to_json_text(pl.col(name), schema[name])
+        except TypeError:
+            raise InputError(
+                source,
+                f"column {name!r} has type {schema[name]}; expected a JSON object "
+                "(as JSON text, a struct or a map)",
+            ) from None
 
     uid_col = uid.name.lower() if uid.scope == "column" else "user_id"
     n_rows = pl.int_range(pl.len(), dtype=pl.UInt64)
@@ -171,25 +184,66 @@ def normalize_frame(
         text_or_null("insert_id", "a string").alias("insert_id"),
         text_or_null("device_id", "a string").alias("device_id"),
         text_or_null(uid_col, "a user id (string or number)").alias("user_id"),
-        _text("event_type", schema["event_type"], source, what="a string").alias("event_type"),
+        _string("event_type", schema["event_type"], source).alias("event_type"),
         _time_to_utc("event_time", schema["event_time"], source).alias("event_time"),
         event_time_raw.alias("_event_time_raw"),
         *[json_or_null(c).alias(c) for c in JSON_COLUMNS],
     )
-    return (
+    canonical = (
         out.with_columns(_malformed=pl.coalesce(pl.col("_malformed"), _malformed_reason()))
-        .with_columns(
-            _raw=pl.when(pl.col("_malformed").is_not_null() & pl.col("_raw").is_null())
-            .then(
-                pl.struct(
-                    "event_type", pl.col("_event_time_raw").alias("event_time"), "user_id", "uuid"
-                ).struct.json_encode()
-            )
-            .otherwise(pl.col("_raw"))
-        )
         .select(list(CANONICAL_SCHEMA))
         .cast(CANONICAL_SCHEMA)  # type: ignore[arg-type]
         .collect()
+    )
+    canonical = _objects_from_json_strings(canonical)
+    if "_raw" not in schema:  # a table: a malformed row is quarantined as its JSON
+        canonical = _with_original_rows(canonical, frame, first_row)
+    return canonical
+
+
+def _objects_from_json_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested values written as a JSON string holding JSON text of an object (what
+    warehouse extracts and loaders write for VARIANT/JSON/SUPER columns), as that object.
+
+    Other strings are left as they are (they are not objects, and the rules treat them so).
+    """
+    fixed = []
+    for name in JSON_COLUMNS:
+        column = frame[name]
+        rows = column.str.starts_with('"').fill_null(False).arg_true()
+        if rows.is_empty():
+            continue
+        texts = column.gather(rows).str.json_decode(pl.String)
+        objects = texts.str.strip_chars().str.starts_with("{").fill_null(False)
+        rows, texts = rows.filter(objects), texts.filter(objects)
+        if not rows.is_empty():
+            fixed.append(column.scatter(rows, texts.str.strip_chars()))
+    return frame.with_columns(fixed) if fixed else frame
+
+
+def _with_original_rows(
+    canonical: pl.DataFrame, frame: pl.DataFrame | pl.LazyFrame, first_row: int
+) -> pl.DataFrame:
+    """``_raw`` of each malformed row of a table: the input row, all its columns, as JSON."""
+    bad = canonical.select((pl.col("_row") - first_row).alias("_i"), "_malformed").filter(
+        pl.col("_malformed").is_not_null()
+    )
+    if bad.is_empty():
+        return canonical
+    rows = (
+        frame.lazy()
+        .with_row_index("_i")
+        .filter(pl.col("_i").is_in(bad["_i"].cast(pl.UInt32).implode()))
+        .select(
+            (pl.col("_i").cast(pl.UInt64) + first_row).alias("_row"),
+            pl.struct(pl.all().exclude("_i")).struct.json_encode().alias("_original"),
+        )
+        .collect()
+    )
+    return (
+        canonical.join(rows, on="_row", how="left", maintain_order="left")
+        .with_columns(_raw=pl.coalesce("_raw", "_original"))
+        .drop("_original")
     )
 
 
@@ -198,6 +252,8 @@ def _malformed_reason() -> pl.Expr:
     return (
         pl.when(pl.col("event_type").is_null())
         .then(pl.lit("missing required field event_type"))
+        .when(pl.col("event_type").str.strip_chars() == "")
+        .then(pl.lit("event_type: expected a non-empty string, got ") + pl.col("event_type"))
         .when(pl.col("event_time").is_null() & pl.col("_event_time_raw").is_null())
         .then(pl.lit("missing required field event_time"))
         .when(pl.col("event_time").is_null())

@@ -10,6 +10,7 @@ from ._groups import GroupResolver, primary_groups
 from ._report import DROP_REASONS, TransformReport
 from ._select import PLACEHOLDER_USER_IDS, dedup_key, user_id
 from ._transformer import (
+    GROUP_FACTS_SCHEMA,
     GROUPS_SCHEMA,
     IDENTIFIES_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -22,6 +23,7 @@ from ._transformer import (
 __all__ = [
     "DROP_REASONS",
     "GROUPS_SCHEMA",
+    "GROUP_FACTS_SCHEMA",
     "IDENTIFIES_SCHEMA",
     "PLACEHOLDER_USER_IDS",
     "QUARANTINE_SCHEMA",

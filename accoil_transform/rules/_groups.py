@@ -37,34 +37,47 @@ PRIMARY_GROUP_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def decode_groups(groups_json: pl.Series) -> pl.Series:
-    """Decode ``groups`` JSON text to ``Map(String, List(String))``.
+def decode_groups(groups_json: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Decode ``groups`` JSON text to ``Map(String, List(String))``, and count odd ids.
 
     A scalar value gives a one-id list, numbers become their decimal text and JSON
     nulls stay null (callers skip them). Text that is not a JSON object decodes to null.
+    An id that is an object or a list is left out; the second series counts them per row.
     """
     try:
-        return groups_json.str.json_decode(GROUPS_DTYPE)
+        decoded = groups_json.str.json_decode(GROUPS_DTYPE)
+        return decoded, pl.Series(groups_json.name, [0] * groups_json.len(), pl.UInt32)
     except pl.exceptions.ComputeError:
         # Not an object, or values polars can't coerce (objects inside an id list):
         # decode row by row.
-        return pl.Series(
-            groups_json.name, [_decode_groups_row(t) for t in groups_json.to_list()], GROUPS_DTYPE
+        rows = [_decode_groups_row(t) for t in groups_json.to_list()]
+        return (
+            pl.Series(groups_json.name, [ids for ids, _ in rows], GROUPS_DTYPE),
+            pl.Series(groups_json.name, [odd for _, odd in rows], pl.UInt32),
         )
 
 
-def _decode_groups_row(text: str | None) -> dict[str, list[str | None]] | None:
+def _decode_groups_row(text: str | None) -> tuple[dict[str, list[str | None]] | None, int]:
+    """The ids of one ``groups`` text by type, and how many ids were objects or lists."""
     if text is None:
-        return None
+        return None, 0
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None
+        return None, 0
     if not isinstance(value, dict):
-        return None
-    return {
-        str(k): [_id_text(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()
-    }
+        return None, 0
+    out: dict[str, list[str | None]] = {}
+    odd = 0
+    for gtype, ids in value.items():
+        kept = []
+        for gid in ids if isinstance(ids, list) else [ids]:
+            if isinstance(gid, dict | list):
+                odd += 1
+            else:
+                kept.append(_id_text(gid))
+        out[str(gtype)] = kept
+    return out, odd
 
 
 def _id_text(value: object) -> str | None:
@@ -74,9 +87,7 @@ def _id_text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float):
-        return str(value)
-    return orjson.dumps(value).decode()
+    return str(value)
 
 
 def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
@@ -84,6 +95,11 @@ def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
 
     Rows with a null ``groups`` have no candidate.
     """
+    return _candidates(frame, key)[0]
+
+
+def _candidates(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The candidates of each ``groups`` text, and per ``key`` the ids that were not scalars."""
     schema: dict[str, pl.DataType] = {
         key: frame.schema[key],
         "group_type": pl.String(),
@@ -93,10 +109,12 @@ def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
         pl.col(key), pl.col("groups").alias("_groups")
     )
     if eligible.is_empty():
-        return pl.DataFrame(schema=schema)
-    decoded = eligible.with_columns(decode_groups(eligible["_groups"]).alias("_groups"))
-    return (
-        decoded.select(key, pl.col("_groups").map.entries().alias("entry"))
+        return pl.DataFrame(schema=schema), pl.DataFrame(
+            schema={key: schema[key], "odd": pl.UInt32}
+        )
+    decoded, odd = decode_groups(eligible["_groups"])
+    candidates = (
+        eligible.select(key, decoded.map.entries().alias("entry"))
         .explode("entry")
         .unnest("entry")
         .rename({"key": "group_type", "value": "group_id"})
@@ -104,41 +122,50 @@ def group_candidates(frame: pl.DataFrame, key: str = "_row") -> pl.DataFrame:
         .filter(pl.col("group_id").is_not_null() & pl.col("group_type").is_not_null())
         .select(key, "group_type", "group_id")
     )
+    return candidates, eligible.select(key, odd.alias("odd"))
 
 
 _TEXTS = ["groups", "group_properties"]
 
 
-def resolve_group_texts(texts: pl.DataFrame) -> pl.DataFrame:
-    """The primary group of each distinct (``groups``, ``group_properties``) text pair.
+def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every candidate, and the primary group, of each distinct text pair of ``texts``.
 
-    Adds ``group_id``, ``group_type`` and ``group_traits`` (JSON text) to ``texts``;
-    they are null for a pair without a candidate. Also ``groupTraits``, the track field
-    built from them (``[]`` without a candidate), so that it is built once per pair.
+    ``texts`` has ``groups`` and ``group_properties`` (JSON text) and a key column
+    ``_pid``. The first frame has one row per (``_pid``, candidate): ``group_type``,
+    ``group_id`` and ``traits``, the JSON object at ``group_properties[type][id]`` (null
+    when there is none). The second has one row per ``_pid``: the primary group's
+    ``group_id``, ``group_type`` and ``group_traits`` (null without a candidate),
+    ``groupTraits``, the track field built from them (``[]`` without a candidate), and
+    ``odd_ids``, the ids that were objects or lists.
     """
-    first = (
-        group_candidates(texts.select("groups").unique(), key="groups")
-        .sort(["groups", "group_id", "group_type"])
-        .unique("groups", keep="first", maintain_order=False)
-    )
+    candidates, odd = _candidates(texts.select("groups").unique(), key="groups")
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
-    return (
-        texts.join(first, on="groups", how="left")
+    looked_up = (
+        texts.select("_pid", *_TEXTS)
+        .join(candidates, on="groups", how="inner")
         .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
         .pipe(_lookup_exactly)
-        .with_columns(
-            group_traits=pl.when(pl.col("group_id").is_not_null()).then(
-                with_group_type(pl.col("_traits"), pl.col("group_type"))
-            )
-        )
-        .pipe(_override_group_type_keys)
+    )
+    first = (
+        looked_up.sort(["_pid", "group_id", "group_type"])
+        .unique("_pid", keep="first", maintain_order=False)
+        .pipe(add_group_type)
+        .select("_pid", *PRIMARY_GROUP_SCHEMA)
+    )
+    primaries = (
+        texts.select("_pid", "groups")
+        .join(first, on="_pid", how="left")
+        .join(odd, on="groups", how="left")
         .select(
-            *_TEXTS,
+            "_pid",
             *PRIMARY_GROUP_SCHEMA,
             groupTraits=group_traits_json(pl.col("group_id"), pl.col("group_traits")),
+            odd_ids=pl.col("odd").fill_null(0),
         )
     )
+    return looked_up.select("_pid", "group_type", "group_id", traits="_traits"), primaries
 
 
 def pair_hash() -> pl.Expr:
@@ -151,7 +178,7 @@ def pair_hash() -> pl.Expr:
 
 
 class GroupResolver:
-    """:func:`primary_groups` that remembers resolved text pairs from batch to batch.
+    """Resolves (``groups``, ``group_properties``) text pairs once, and remembers them.
 
     The events of one account carry the same ``groups`` and ``group_properties`` text
     hour after hour, so each pair is decoded and looked up once per run. Events find
@@ -165,35 +192,57 @@ class GroupResolver:
     ) -> None:
         self.max_texts = max_texts
         self._hash = hash_texts
-        self._known = resolve_group_texts(pl.DataFrame(schema=dict.fromkeys(_TEXTS, pl.String)))
-        self._known = self._known.with_columns(_h=pl.lit(0, pl.UInt64))
+        self._next_pid = 0
+        empty = pl.DataFrame(schema={"_pid": pl.UInt64, **dict.fromkeys(_TEXTS, pl.String)})
+        self._texts = empty.with_columns(_h=pl.lit(0, pl.UInt64))
+        self.candidates, self.primaries = resolve_group_texts(empty)
 
     def __repr__(self) -> str:
-        return f"GroupResolver(known={self._known.height}, max_texts={self.max_texts})"
+        return f"GroupResolver(known={self._texts.height}, max_texts={self.max_texts})"
 
-    def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Each event's primary group; see :func:`primary_groups`. Also ``groupTraits``."""
+    def pair_ids(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``_row`` and ``_pid`` of each row of ``frame`` that has both texts.
+
+        ``_pid`` names the row's text pair in :attr:`candidates` and :attr:`primaries`
+        (valid until the next call).
+        """
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
         ).select("_row", *_TEXTS, _h=self._hash())
         found = self._match(eligible)
         missing = eligible.join(found.select("_row"), on="_row", how="anti")
         if not missing.is_empty():
-            resolved = resolve_group_texts(missing.select(_TEXTS).unique()).with_columns(
-                _h=self._hash()
+            new = missing.select(_TEXTS).unique()
+            if self._texts.height + new.height > self.max_texts:
+                self._texts = self._texts.clear()
+                self.candidates, self.primaries = self.candidates.clear(), self.primaries.clear()
+            new = new.with_columns(
+                _pid=pl.int_range(pl.len(), dtype=pl.UInt64) + self._next_pid, _h=self._hash()
             )
-            known = pl.concat([self._known, compacted(resolved)])
-            self._known = known if known.height <= self.max_texts else compacted(resolved)
+            self._next_pid += new.height
+            candidates, primaries = resolve_group_texts(new)
+            self._texts = pl.concat([self._texts, compacted(new.select(self._texts.columns))])
+            self.candidates = pl.concat([self.candidates, compacted(candidates)])
+            self.primaries = pl.concat([self.primaries, compacted(primaries)])
             found = pl.concat([found, self._match(missing)])
-        return found.filter(pl.col("group_id").is_not_null()).select(
-            "_row", *PRIMARY_GROUP_SCHEMA, "groupTraits"
+        return found
+
+    def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Each event's primary group; see :func:`primary_groups`. Also ``groupTraits``."""
+        return (
+            self.pair_ids(frame)
+            .join(self.primaries, on="_pid", how="inner")
+            .filter(pl.col("group_id").is_not_null())
+            .select("_row", *PRIMARY_GROUP_SCHEMA, "groupTraits")
         )
 
     def _match(self, events: pl.DataFrame) -> pl.DataFrame:
-        """Events whose texts are known, with their group columns."""
-        known = self._known.rename({t: f"_known_{t}" for t in _TEXTS})
-        return events.join(known, on="_h", how="inner").filter(
-            *[pl.col(t) == pl.col(f"_known_{t}") for t in _TEXTS]
+        """``_row`` and ``_pid`` of the events whose texts are known."""
+        known = self._texts.rename({t: f"_known_{t}" for t in _TEXTS})
+        return (
+            events.join(known, on="_h", how="inner")
+            .filter(*[pl.col(t) == pl.col(f"_known_{t}") for t in _TEXTS])
+            .select("_row", "_pid")
         )
 
 
@@ -244,6 +293,17 @@ def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
         .then(pl.lit("{") + member + pl.lit("}"))
         .otherwise(traits.str.strip_suffix("}") + pl.lit(",") + member + pl.lit("}"))
     )
+
+
+def add_group_type(frame: pl.DataFrame) -> pl.DataFrame:
+    """``group_traits``: the ``_traits`` object (null means ``{}``) plus
+    ``"group_type": group_type``, which replaces a key of that name; null without a
+    ``group_id``."""
+    return frame.with_columns(
+        group_traits=pl.when(pl.col("group_id").is_not_null()).then(
+            with_group_type(pl.col("_traits"), pl.col("group_type"))
+        )
+    ).pipe(_override_group_type_keys)
 
 
 def _override_group_type_keys(frame: pl.DataFrame) -> pl.DataFrame:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+import orjson
 import polars as pl
 
-from .._json import json_object_from_pairs, json_value_at
+from .._json import compact_json, json_object_from_pairs, json_value_at
 from ..config import FieldRef, TransformConfig
 
 #: ``2026-11-24T09:59:58.880Z``
@@ -40,13 +42,55 @@ def properties_object(refs: Iterable[FieldRef]) -> pl.Expr:
     return json_object_from_pairs([(ref.name, property_value(ref)) for ref in refs])
 
 
-def user_traits_object(config: TransformConfig) -> pl.Expr:
-    """Identify traits: the configured user traits, then the additional properties."""
-    pairs = [(name, json_value_at(pl.col("user_properties"), name)) for name in config.user_traits]
-    pairs += [(ref.name, property_value(ref)) for ref in config.property_refs]
-    # A later pair with the same key wins, as in a dict literal.
-    merged = dict(pairs)
-    return json_object_from_pairs(list(merged.items()))
+def identify_traits(
+    n: int,
+    user_properties: pl.Series | None,
+    properties: list[pl.Series | None],
+    config: TransformConfig,
+) -> pl.Series:
+    """The ``traits`` of ``n`` identify records (docs/rules.md §5).
+
+    ``user_properties`` is each user's latest ``user_properties`` object (JSON text; null
+    for none), ``properties`` each additional property's latest value (JSON text; null
+    where never found), in the order of ``config.property_refs``. Traits are the whole
+    object, narrowed by ``user_traits`` (keep only, in that order) and
+    ``exclude_user_traits`` (drop), then each found property, which replaces a trait of
+    the same name. Values keep their exact JSON text.
+    """
+    objects = user_properties.to_list() if user_properties is not None else [None] * n
+    keep, drop = config.user_traits, set(config.exclude_user_traits)
+    refs = config.property_refs
+    if keep is None and not drop and not refs:  # the whole object, as it is
+        return compact_json(pl.Series("traits", objects, pl.String).fill_null("{}"))
+    values = [p.to_list() if p is not None else [None] * n for p in properties]
+    traits = []
+    for i, text in enumerate(objects):
+        members: dict[str, str] = _members(text)
+        if keep is not None:
+            members = {name: members[name] for name in keep if name in members}
+        for name in drop:
+            members.pop(name, None)
+        for ref, found in zip(refs, values, strict=True):
+            value = found[i]
+            if value is not None:
+                members[ref.name] = value
+        traits.append(
+            "{" + ",".join(f"{orjson.dumps(k).decode()}:{v}" for k, v in members.items()) + "}"
+        )
+    return compact_json(pl.Series("traits", traits, pl.String))
+
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _members(text: str | None) -> dict[str, str]:
+    """The members of a JSON object, each value as its exact text (``{}`` if not one)."""
+    if not text:
+        return {}
+    try:
+        return {k: bytes(v).decode() for k, v in _MEMBERS.decode(text).items()}
+    except msgspec.DecodeError:
+        return {}
 
 
 def event_name(config: TransformConfig) -> pl.Expr:

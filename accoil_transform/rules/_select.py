@@ -1,9 +1,11 @@
-"""Selection: which rows become events, and the drop reason of every other row.
+"""Selection: which rows become events, which carry user or account data, and why the
+others are dropped.
 
 A row needs a usable user id; duplicates (by ``uuid``, else ``$insert_id`` and
 ``device_id``) are dropped, the first occurrence in input order kept;
-``$identify``/``$groupidentify`` rows are not events; include and exclude lists filter
-event types. When several reasons apply, the first in :data:`DROP_REASONS` counts.
+``$identify``/``$groupidentify`` rows are trait rows, not events; include and exclude
+lists filter event types. When several places apply, the first in :data:`PLACES` counts
+(docs/rules.md §2).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from .._json import jsonpath_key
+from .._json import json_scalar_at
 from ..config import FieldRef, TransformConfig
-from ._report import DROP_REASONS
+from ._report import PLACES
 
 #: User ids that count as missing, compared case-insensitively after trimming.
 PLACEHOLDER_USER_IDS: frozenset[str] = frozenset(
@@ -31,8 +33,9 @@ PLACEHOLDER_USER_IDS: frozenset[str] = frozenset(
     }
 )
 
-#: Event types that carry user or account data, never a product event.
-IDENTIFY_EVENT_TYPES = ("$identify", "$groupidentify")
+#: Event types that carry user data and account data, never a product event.
+IDENTIFY = "$identify"
+GROUP_IDENTIFY = "$groupidentify"
 
 
 def dedup_key() -> pl.Expr:
@@ -52,36 +55,29 @@ def user_id(ref: FieldRef) -> pl.Expr:
     if ref.scope == "column":
         raw = pl.col("user_id")
     else:
-        raw = pl.col(ref.scope or "user_properties").str.json_path_match(
-            pl.lit("$") + jsonpath_key(ref.name)
-        )
+        raw = json_scalar_at(pl.col(ref.scope or "user_properties"), ref.name)
     trimmed = raw.str.strip_chars()
     placeholder = trimmed.str.to_lowercase().is_in(list(PLACEHOLDER_USER_IDS))
     return pl.when(~placeholder).then(trimmed)
 
 
-def drop_reason(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
-    """The first drop reason that applies, in :data:`DROP_REASONS` order; null for a kept row."""
+def place(config: TransformConfig, *, duplicate: pl.Expr) -> pl.Expr:
+    """Where a row ends, the first of :data:`PLACES` that applies; null for a kept row."""
     event_type = pl.col("event_type")
     unwanted = pl.lit(False)
     if config.include_events:
         unwanted = ~event_type.is_in(list(config.include_events))
     if config.exclude_events:
         unwanted = unwanted | event_type.is_in(list(config.exclude_events))
-    reasons = dict(
-        zip(
-            DROP_REASONS,
-            (
-                pl.col("_malformed").is_not_null(),
-                duplicate,
-                pl.col("userId").is_null(),
-                event_type.is_in(list(IDENTIFY_EVENT_TYPES)),
-                unwanted,
-            ),
-            strict=True,
-        )
+    conditions = (
+        pl.col("_malformed").is_not_null(),
+        duplicate,
+        event_type == GROUP_IDENTIFY,
+        pl.col("userId").is_null(),
+        event_type == IDENTIFY,
+        unwanted,
     )
-    chain: Any = pl.when(reasons[DROP_REASONS[0]]).then(pl.lit(DROP_REASONS[0]))
-    for reason in DROP_REASONS[1:]:
-        chain = chain.when(reasons[reason]).then(pl.lit(reason))
+    chain: Any = pl
+    for where, condition in zip(PLACES, conditions, strict=True):
+        chain = chain.when(condition).then(pl.lit(where))
     return chain

@@ -16,10 +16,10 @@ import polars as pl
 from .._buffers import compacted
 from ..config import TransformConfig
 from ..errors import InputError
-from ._groups import EMPTY_GROUP_TRAITS, GroupResolver
-from ._map import event_name, properties_object, timestamp, user_traits_object
+from ._groups import EMPTY_GROUP_TRAITS, GroupResolver, add_group_type
+from ._map import event_name, identify_traits, properties_object, property_value, timestamp
 from ._report import TransformReport
-from ._select import dedup_key, drop_reason, user_id
+from ._select import GROUP_IDENTIFY, IDENTIFY, dedup_key, place, user_id
 
 TRACKS_SCHEMA: dict[str, pl.DataType] = {
     "_row": pl.UInt64(),
@@ -39,12 +39,24 @@ IDENTIFIES_SCHEMA: dict[str, pl.DataType] = {
     "timestamp": pl.String(),
     "event_time": pl.Datetime("us", "UTC"),
 }
+#: ``userId`` is null for an account-only group (one a ``$groupidentify`` row names that
+#: is no pair's primary group).
 GROUPS_SCHEMA: dict[str, pl.DataType] = {
     "groupId": pl.String(),
     "userId": pl.String(),
     "traits": pl.String(),
     "timestamp": pl.String(),
     "event_time": pl.Datetime("us", "UTC"),
+    "groupType": pl.String(),
+}
+#: What :meth:`Transformer.group_knowledge` gives.
+GROUP_FACTS_SCHEMA: dict[str, pl.DataType] = {
+    "fact": pl.String(),
+    "group_type": pl.String(),
+    "group_id": pl.String(),
+    "event_time": pl.Datetime("us", "UTC"),
+    "_row": pl.UInt64(),
+    "traits": pl.String(),
 }
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -75,8 +87,9 @@ class TransformResult:
         tracks: one row per kept event: ``userId``, ``event``, ``timestamp``,
             ``properties`` and ``groupTraits`` (JSON text), plus ``groupId``/``groupType``
             of the primary group and ``event_time``/``dedup_key``/``_row`` for ordering.
-        identifies: one row per distinct userId.
-        groups: one row per distinct (userId, primary groupId) pair.
+        identifies: one row per distinct userId of the kept events and ``$identify`` rows.
+        groups: one row per distinct (userId, primary groupId) pair, then one per
+            account-only group (``userId`` null).
         quarantine: the malformed rows: source, line, reason and the raw text.
         report: counts of rows read, kept, and dropped by reason.
     """
@@ -88,14 +101,29 @@ class TransformResult:
     report: TransformReport
 
 
+#: Slots of a user's state: the latest row (its time), the latest ``user_properties``
+#: object, then one slot per additional property (``_FIRST_PROPERTY + i``).
+_LATEST_ROW, _USER_PROPERTIES, _FIRST_PROPERTY = 0, 1, 2
+
+
+def _merged(state: pl.DataFrame | None, batch: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """The latest row per key of ``state`` and ``batch``, copied out of the batch."""
+    latest = _latest(batch, by)
+    if state is not None:
+        latest = _latest(pl.concat([state, latest]), by)
+    return compacted(latest)
+
+
 @dataclass
 class Transformer:
     """Incremental transform over canonical batches with bounded state.
 
     Call :meth:`feed` with each canonical frame in input order; it returns that
     batch's track records. :meth:`finish` returns the identify and group records.
-    State between batches: the dedup keys seen, each user's latest kept event and each
-    (user, group) pair's latest event.
+    State between batches: the dedup keys seen; per user, the latest row, ``user_properties``
+    object and value of each additional property; per group (type and id), its latest
+    traits; per (user, group) pair, its latest event; the groups named by
+    ``$groupidentify`` rows and the primary groups seen.
     """
 
     config: TransformConfig = field(default_factory=TransformConfig)
@@ -107,10 +135,13 @@ class Transformer:
     _seen: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema={"h": pl.UInt64, "k": pl.String}), repr=False
     )
-    #: Resolves primary groups; it remembers the (groups, group_properties) texts it saw.
+    #: Resolves groups; it remembers the (groups, group_properties) texts it saw.
     resolver: GroupResolver = field(default_factory=GroupResolver, repr=False)
     _users: pl.DataFrame | None = field(default=None, repr=False)
+    _group_traits: pl.DataFrame | None = field(default=None, repr=False)
     _pairs: pl.DataFrame | None = field(default=None, repr=False)
+    _named: pl.DataFrame | None = field(default=None, repr=False)
+    _primaries: pl.DataFrame | None = field(default=None, repr=False)
     _quarantine: list[pl.DataFrame] = field(default_factory=list, repr=False)
 
     def feed(self, canonical: pl.DataFrame) -> pl.DataFrame:
@@ -131,12 +162,20 @@ class Transformer:
         else:
             seen = self._seen_before(frame["dedup_key"])
             duplicate = key.is_not_null() & (seen | ~key.is_first_distinct())
-        frame = frame.with_columns(_reason=drop_reason(cfg, duplicate=duplicate))
+        frame = frame.with_columns(_reason=place(cfg, duplicate=duplicate))
         self._remember_keys(frame)
         self._account(frame)
 
-        kept = frame.filter(pl.col("_reason").is_null())
-        grouped = kept.join(self.resolver.primary_groups(kept), on="_row", how="left")
+        kept = pl.col("_reason").is_null()
+        trait = pl.col("_reason") == "trait_rows"
+        account_rows = frame.filter(kept | (trait & (pl.col("event_type") == GROUP_IDENTIFY)))
+        user_rows = frame.filter(kept | (trait & (pl.col("event_type") == IDENTIFY)))
+        pairs = self._update_groups(account_rows)
+
+        events = frame.filter(kept)
+        grouped = events.join(pairs, on="_row", how="left").join(
+            self.resolver.primaries, on="_pid", how="left"
+        )
         tracks = grouped.select(
             "_row",
             "dedup_key",
@@ -149,8 +188,8 @@ class Transformer:
             pl.col("group_type").alias("groupType"),
             pl.col("groupTraits").fill_null(EMPTY_GROUP_TRAITS),
         )
-        self._update_users(kept)
-        self._update_pairs(grouped)
+        self._update_users(user_rows)
+        self._update_pairs(tracks)
         return tracks
 
     def _seen_before(self, keys: pl.Series) -> pl.Series:
@@ -182,6 +221,8 @@ class Transformer:
         for reason, n in counts.iter_rows():
             if reason is None:
                 self.report.kept += n
+            elif reason == "trait_rows":
+                self.report.trait_rows += n
             else:
                 self.report.dropped[reason] = self.report.dropped.get(reason, 0) + n
         bad = frame.filter(pl.col("_reason") == "malformed")
@@ -201,43 +242,184 @@ class Transformer:
             )
         )
 
-    def _update_users(self, kept: pl.DataFrame) -> None:
-        latest = _latest(
-            kept.select("userId", "event_time", "_row", "user_properties", "event_properties"),
-            ["userId"],
+    def _update_groups(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Learn each group's latest traits and the groups ``$groupidentify`` rows name,
+        from the kept events and ``$groupidentify`` rows; return their ``_row`` and
+        ``_pid`` (the resolver's name of their text pair)."""
+        odd_groups = rows.select(
+            (pl.col("groups").is_not_null() & ~pl.col("groups").str.starts_with("{")).sum()
+        ).item()
+        self.report.count_odd("groups_not_object", odd_groups)
+        pairs = self.resolver.pair_ids(rows)
+        rows = rows.join(pairs, on="_row", how="inner").select(
+            "_row", "event_time", "_pid", named=pl.col("event_type") == GROUP_IDENTIFY
         )
-        users = (
-            latest if self._users is None else _latest(pl.concat([self._users, latest]), ["userId"])
-        )
-        self._users = compacted(users)
+        odd_ids = rows.join(self.resolver.primaries, on="_pid").select(pl.col("odd_ids").sum())
+        self.report.count_odd("group_id_not_scalar", odd_ids.item() or 0)
 
-    def _update_pairs(self, grouped: pl.DataFrame) -> None:
-        latest = _latest(
-            grouped.filter(pl.col("group_id").is_not_null()).select(
-                "userId", pl.col("group_id").alias("groupId"), "event_time", "_row", "group_traits"
+        # A text pair always gives the same traits: its latest row stands for all.
+        candidates = self.resolver.candidates
+        known = (
+            _latest(rows, ["_pid"])
+            .join(candidates.filter(pl.col("traits").is_not_null()), on="_pid")
+            .select("group_type", "group_id", "event_time", "_row", "traits")
+        )
+        if not known.is_empty():
+            self._group_traits = _merged(self._group_traits, known, ["group_type", "group_id"])
+        named = (
+            _latest(rows.filter("named"), ["_pid"])
+            .join(candidates, on="_pid")
+            .select("group_type", "group_id", "event_time", "_row")
+        )
+        if not named.is_empty():
+            self._named = _merged(self._named, named, ["group_type", "group_id"])
+        return pairs
+
+    def _update_users(self, rows: pl.DataFrame) -> None:
+        """Per user, the latest row, ``user_properties`` object and property values."""
+        base = ["userId", "event_time", "_row"]
+        slots = [
+            rows.select(*base, slot=pl.lit(_LATEST_ROW), value=pl.lit(None, pl.String)),
+            rows.filter(pl.col("user_properties").str.starts_with("{")).select(
+                *base, slot=pl.lit(_USER_PROPERTIES), value="user_properties"
             ),
+        ]
+        for i, ref in enumerate(self.config.property_refs):
+            slots.append(
+                rows.select(
+                    *base, slot=pl.lit(_FIRST_PROPERTY + i), value=property_value(ref)
+                ).filter(pl.col("value").is_not_null())
+            )
+        self._users = _merged(self._users, pl.concat(slots), ["userId", "slot"])
+
+    def _update_pairs(self, tracks: pl.DataFrame) -> None:
+        grouped = tracks.filter(pl.col("groupId").is_not_null())
+        if grouped.is_empty():
+            return
+        self._pairs = _merged(
+            self._pairs,
+            grouped.select("userId", "groupId", "groupType", "event_time", "_row"),
             ["userId", "groupId"],
         )
-        pairs = latest if self._pairs is None else pl.concat([self._pairs, latest])
-        self._pairs = compacted(_latest(pairs, ["userId", "groupId"]))
+        primaries = grouped.select("groupType", "groupId").unique()
+        if self._primaries is not None:
+            primaries = pl.concat([self._primaries, primaries]).unique()
+        self._primaries = compacted(primaries)
+
+    def group_knowledge(self) -> pl.DataFrame:
+        """What the rows fed so far tell about groups, for engines that split the input
+        (Spark): one row per fact, ``fact`` being ``traits`` (a group's latest traits),
+        ``named`` (named by a ``$groupidentify`` row) or ``primary`` (some event's primary
+        group), with ``group_type``, ``group_id``, ``event_time``, ``_row`` and ``traits``.
+        Combine the facts of every part with :meth:`learn_groups`."""
+        parts = []
+        if self._group_traits is not None:
+            parts.append(self._group_traits.with_columns(fact=pl.lit("traits")))
+        if self._named is not None:
+            parts.append(self._named.with_columns(fact=pl.lit("named")))
+        if self._primaries is not None:
+            parts.append(
+                self._primaries.rename(
+                    {"groupType": "group_type", "groupId": "group_id"}
+                ).with_columns(fact=pl.lit("primary"))
+            )
+        columns = {**GROUP_FACTS_SCHEMA}
+        if not parts:
+            return pl.DataFrame(schema=columns)
+        return pl.concat(parts, how="diagonal_relaxed").select(
+            pl.col(name).cast(dtype) for name, dtype in columns.items()
+        )
+
+    def learn_groups(self, facts: pl.DataFrame) -> None:
+        """Take in group facts (:meth:`group_knowledge`) learnt from other parts of the input."""
+        for fact, attribute, key in (
+            ("traits", "_group_traits", ["group_type", "group_id"]),
+            ("named", "_named", ["group_type", "group_id"]),
+        ):
+            rows = facts.filter(pl.col("fact") == fact).drop("fact")
+            if fact == "named":
+                rows = rows.drop("traits")
+            if not rows.is_empty():
+                setattr(self, attribute, _merged(getattr(self, attribute), rows, key))
+        primaries = (
+            facts.filter(pl.col("fact") == "primary")
+            .select(groupType="group_type", groupId="group_id")
+            .unique()
+        )
+        if not primaries.is_empty():
+            if self._primaries is not None:
+                primaries = pl.concat([self._primaries, primaries]).unique()
+            self._primaries = compacted(primaries)
 
     def finish(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The identify and group records, after the last batch."""
-        stamp = timestamp().alias("timestamp")
-        if self._users is None or self._users.is_empty():
-            identifies = pl.DataFrame(schema=IDENTIFIES_SCHEMA)
-        else:
-            identifies = self._users.sort(["event_time", "_row"]).select(
-                "userId", user_traits_object(self.config).alias("traits"), stamp, "event_time"
-            )
-        if self._pairs is None or self._pairs.is_empty():
-            groups = pl.DataFrame(schema=GROUPS_SCHEMA)
-        else:
-            groups = self._pairs.sort(["event_time", "_row"]).select(
-                "groupId", "userId", pl.col("group_traits").alias("traits"), stamp, "event_time"
-            )
+        identifies = self._identifies()
+        groups = self._groups()
         self.report.calls = {"identify": identifies.height, "group": groups.height}
         return identifies, groups
+
+    def _identifies(self) -> pl.DataFrame:
+        if self._users is None or self._users.is_empty():
+            return pl.DataFrame(schema=IDENTIFIES_SCHEMA)
+        users = self._users
+        latest = users.filter(pl.col("slot") == _LATEST_ROW).select("userId", "event_time", "_row")
+        by_slot = users.filter(pl.col("slot") != _LATEST_ROW).pivot(
+            "slot", index="userId", values="value"
+        )
+        names = {str(_USER_PROPERTIES): "user_properties"} | {
+            str(_FIRST_PROPERTY + i): f"_p{i}" for i in range(len(self.config.property_refs))
+        }
+        columns = by_slot.rename({k: v for k, v in names.items() if k in by_slot.columns})
+        merged = latest.join(columns, on="userId", how="left").sort(["event_time", "_row"])
+        properties = [
+            merged[f"_p{i}"] if f"_p{i}" in merged.columns else None
+            for i in range(len(self.config.property_refs))
+        ]
+        up = merged["user_properties"] if "user_properties" in merged.columns else None
+        return merged.select(
+            "userId",
+            identify_traits(merged.height, up, properties, self.config).alias("traits"),
+            timestamp().alias("timestamp"),
+            "event_time",
+        )
+
+    def _groups(self) -> pl.DataFrame:
+        """Group records of (user, group) pairs, then account-only ones."""
+        parts = []
+        if self._pairs is not None:
+            parts.append(self._pairs.rename({"groupId": "group_id", "groupType": "group_type"}))
+        if self._named is not None:
+            named = self._named
+            if self._primaries is not None:
+                named = named.join(
+                    self._primaries,
+                    left_on=["group_type", "group_id"],
+                    right_on=["groupType", "groupId"],
+                    how="anti",
+                )
+            parts.append(named.with_columns(userId=pl.lit(None, pl.String)))
+        if not parts:
+            return pl.DataFrame(schema=GROUPS_SCHEMA)
+        records = pl.concat(
+            [p.select("userId", "group_type", "group_id", "event_time", "_row") for p in parts]
+        )
+        if self._group_traits is not None:
+            known = self._group_traits.select("group_type", "group_id", _traits="traits")
+            records = records.join(known, on=["group_type", "group_id"], how="left")
+        else:
+            records = records.with_columns(_traits=pl.lit(None, pl.String))
+        return (
+            records.pipe(add_group_type)
+            .sort(["event_time", "_row"])
+            .select(
+                pl.col("group_id").alias("groupId"),
+                "userId",
+                pl.col("group_traits").alias("traits"),
+                timestamp().alias("timestamp"),
+                "event_time",
+                pl.col("group_type").alias("groupType"),
+            )
+        )
 
     @property
     def quarantine(self) -> pl.DataFrame:
@@ -252,14 +434,19 @@ def apply_rules(
     *,
     strict: bool = False,
     keep_columns: list[str] | None = None,
+    known_groups: pl.DataFrame | None = None,
 ) -> TransformResult:
     """Apply the rules to canonical event frames and return every output frame.
 
     ``events`` is a canonical frame (see :func:`accoil_transform.read_events`) or an
     iterable of them in input order; an iterable is consumed one batch at a time.
     ``keep_columns`` limits the track columns kept between batches (all by default).
+    ``known_groups`` are group facts learnt from other parts of the input
+    (:meth:`Transformer.group_knowledge`).
     """
     t = Transformer(config or TransformConfig(), strict=strict)
+    if known_groups is not None:
+        t.learn_groups(known_groups)
     batches = [events] if isinstance(events, pl.DataFrame) else events
     parts = []
     for batch in batches:

@@ -182,14 +182,9 @@ def canon(value: Any) -> str:
 
 
 def check_report(report: dict[str, Any]) -> None:
-    assert set(report["dropped"]) == {
-        "malformed",
-        "duplicate",
-        "no_user_id",
-        "identify_call",
-        "event_type",
-    }
-    assert report["rows_read"] == report["kept"] + sum(report["dropped"].values())
+    assert set(report["dropped"]) == {"malformed", "duplicate", "no_user_id", "event_type"}
+    placed = report["kept"] + report["trait_rows"] + sum(report["dropped"].values())
+    assert report["rows_read"] == placed
 
 
 def expected_stream(ref) -> list[str]:
@@ -233,7 +228,8 @@ def test_stream_dry_run_end_to_end(tmp_path: Path, export_zip: Path, lines, whic
         ref = reference_transform(lines)
         assert report["rows_read"] == ref.rows_read == len(lines)
         assert report["dropped"] == ref.dropped
-        assert report["kept"] == ref.kept
+        assert report["kept"] == ref.kept and report["trait_rows"] == ref.trait_rows
+        assert report["skipped"] == {"account_group_calls": len(ref.account_groups)}
         assert sorted(canon(c["body"]) for c in calls) == expected_stream(ref)
 
 
@@ -273,8 +269,15 @@ def test_v2_dry_run_identify_then_group_then_track(tmp_path: Path, export_zip: P
         assert list(identifies[uid]) == ["userId", "traits", "timestamp"]
         assert canon(identifies[uid]["traits"]) == canon(exp["traits"]), uid
         assert identifies[uid]["timestamp"] == exp["timestamp"]
-    groups = {(b["userId"], b["groupId"]): b for b in bodies[n_identify : n_identify + n_group]}
-    assert len(groups) == n_group == len(ref.groups)
+    group_bodies = bodies[n_identify : n_identify + n_group]
+    groups = {(b["userId"], b["groupId"]): b for b in group_bodies if "userId" in b}
+    assert len(groups) == len(ref.groups)
+    accounts = {b["groupId"]: b for b in group_bodies if "userId" not in b}
+    assert n_group == len(ref.groups) + len(ref.account_groups) == len(groups) + len(accounts)
+    for (_, gid), exp in ref.account_groups.items():
+        assert list(accounts[gid]) == ["groupId", "traits", "timestamp"]
+        assert canon(accounts[gid]["traits"]) == canon(exp["traits"]), gid
+        assert accounts[gid]["timestamp"] == exp["timestamp"]
     for pair, exp in ref.groups.items():
         assert list(groups[pair]) == ["groupId", "userId", "traits", "timestamp"]
         assert canon(groups[pair]["traits"]) == canon(exp["traits"]), pair
@@ -338,7 +341,9 @@ def test_v1_dry_run_snake_case_epoch_ms_and_no_api_key(
 
     # the same calls as v2, with epoch-ms times
     v2 = read_calls(v2_out)
-    assert len(v2) == len(calls)
+    account_only = [c for c in v2 if "groupId" in c["body"] and "userId" not in c["body"]]
+    assert account_only  # v1 makes no account-only group calls, and the report says so
+    assert len(v2) == len(calls) + len(account_only)
 
     def ms(iso: str) -> int:
         return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
@@ -407,7 +412,7 @@ def test_without_api_key_it_is_a_dry_run_to_the_default_path(
     assert default.exists()
     calls = read_calls(default)
     ref = reference_transform(lines)
-    assert len(calls) == len(ref.identifies) + len(ref.groups) + ref.kept
+    assert len(calls) == len(ref.identifies) + len(ref.groups) + len(ref.account_groups) + ref.kept
     # the quarantine of the malformed line lands beside it, nothing else is written
     assert sorted(p.name for p in work.iterdir()) == [
         "accoil-dry-run.ndjson",

@@ -35,7 +35,7 @@ def test_defaults_mirror_the_destination():
     s = Settings.load(env={})
     cfg = s.transform_config()
     assert str(cfg.user_id) == "user_id"
-    assert cfg.user_traits == ("email", "name")
+    assert cfg.user_traits is None and cfg.exclude_user_traits == ()  # every trait, as peers do
     assert cfg.include_events == () and cfg.exclude_events == ()
     assert s["format"] == "v2" and s["api_key"] is None
     assert all(s.origin(x.name) == "default" for x in SETTINGS)
@@ -118,3 +118,16 @@ def test_config_check_rejects_a_bad_file(tmp_path, capsys):
     path.write_text("[delivery]\nmax_rate = -1\n")
     assert main(["config", "check", "--config", str(path)]) == 2
     assert "max_rate must be positive" in capsys.readouterr().err
+
+
+def test_user_traits_narrow_from_toml_env_and_flags(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[transform]\nuser_traits = ["email", "role"]\nexclude_user_traits = ["ssn"]\n')
+    cfg = Settings.load(path, env={}).transform_config()
+    assert cfg.user_traits == ("email", "role") and cfg.exclude_user_traits == ("ssn",)
+    env = {"ACCOIL_USER_TRAITS": "name", "ACCOIL_EXCLUDE_USER_TRAITS": "ip,geo"}
+    cfg = Settings.load(path, env=env).transform_config()
+    assert cfg.user_traits == ("name",) and cfg.exclude_user_traits == ("ip", "geo")
+    flags = {"exclude_user_traits": ["password"]}
+    cfg = Settings.load(path, env=env, flags=flags).transform_config()
+    assert cfg.exclude_user_traits == ("password",)

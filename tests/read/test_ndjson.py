@@ -333,4 +333,4 @@ def test_group_resolver_memory_is_bounded_and_restarts_without_changing_results(
             part.sort("_row"), expected.filter(pl.col("_row").is_in(part["_row"].implode()))
         )
         assert "known=" in repr(resolver)
-    assert resolver._known.height <= 300
+    assert resolver.primaries.height <= 300

@@ -198,7 +198,8 @@ def group_fields(draw: st.DrawFn, gen: Gen) -> dict[str, Any]:
     missing/null/{}; lists, scalars, numbers and nulls as ids; several types; ids missing
     from ``group_properties``; traits of every JSON type, some with a ``group_type`` key."""
     out: dict[str, Any] = {}
-    id_or_null = gen.group_ids | st.none()
+    # Odd ids (an object or a list inside a list) are not candidates, and are counted.
+    id_or_null = gen.group_ids | st.none() | st.sampled_from([{"a": 1}, [1]])
     types = draw(st.lists(st.sampled_from(gen.group_types), max_size=3, unique=True))
     groups: dict[str, Any] = {}
     for t in types:
@@ -206,9 +207,15 @@ def group_fields(draw: st.DrawFn, gen: Gen) -> dict[str, Any]:
             groups[t] = draw(st.lists(id_or_null, max_size=4))
         else:
             groups[t] = draw(id_or_null)
-    groups_choice = draw(st.sampled_from(["dict", "dict", "dict", "missing", "null", "empty"]))
+    groups_choice = draw(
+        st.sampled_from(["dict", "dict", "dict", "missing", "null", "empty", "odd", "text"])
+    )
     if groups_choice == "dict":
         out["groups"] = groups
+    elif groups_choice == "odd":  # not an object: no group, counted
+        out["groups"] = draw(st.sampled_from([5, [1, "2"], "text", '["1"]', True]))
+    elif groups_choice == "text":  # JSON text of an object, as warehouse extracts write it
+        out["groups"] = json.dumps(groups, indent=draw(st.sampled_from([None, 2])))
     elif groups_choice == "null":
         out["groups"] = None
     elif groups_choice == "empty":
@@ -327,7 +334,8 @@ def configs(draw: st.DrawFn, *, with_props: bool = False) -> dict[str, Any]:
         "event_rename": draw(
             st.sampled_from([{}, {"Page Viewed": "page_viewed", "Ünïcode 🚀": "ü"}])
         ),
-        "user_traits": ("email", "name"),
+        "user_traits": draw(st.sampled_from([None, None, ("email", "name")])),
+        "exclude_user_traits": draw(st.sampled_from([(), (), ("email",)])),
         "properties": (),
     }
     if with_props:
@@ -335,7 +343,7 @@ def configs(draw: st.DrawFn, *, with_props: bool = False) -> dict[str, Any]:
         pool = ["plan", "event_properties.nested", "user_properties.name", "ü", "x", "email"]
         cfg["properties"] = tuple(draw(st.lists(st.sampled_from(pool), max_size=4, unique=True)))
         cfg["user_traits"] = draw(
-            st.sampled_from([("email", "name"), ("email",), (), ("name", "🚀 key")])
+            st.sampled_from([None, ("email", "name"), ("email",), (), ("name", "🚀 key")])
         )
     return cfg
 
@@ -379,9 +387,12 @@ def run_both(
 def assert_report(result: at.TransformResult, ref: Any) -> None:
     report = result.report.to_dict()
     assert report["rows_read"] == ref.rows_read
-    assert report["rows_read"] == report["kept"] + sum(report["dropped"].values())
+    placed = report["kept"] + report["trait_rows"] + sum(report["dropped"].values())
+    assert report["rows_read"] == placed
     assert report["dropped"] == ref.dropped
     assert report["kept"] == ref.kept
+    assert report["trait_rows"] == ref.trait_rows
+    assert report["odd_values"] == ref.odd_values
     assert report["calls"]["track"] == result.tracks.height == ref.kept
 
 
@@ -429,13 +440,22 @@ def assert_identifies(result: at.TransformResult, ref: Any) -> None:
 
 
 def assert_groups(result: at.TransformResult, ref: Any) -> None:
+    rows = list(result.groups.iter_rows(named=True))
     got = {
         (r["userId"], r["groupId"]): (typed(json.loads(r["traits"])), r["timestamp"])
-        for r in result.groups.iter_rows(named=True)
+        for r in rows
+        if r["userId"] is not None
     }
-    assert result.groups.height == len(got), "one group record per (userId, groupId)"
+    accounts = {
+        (r["groupType"], r["groupId"]): (typed(json.loads(r["traits"])), r["timestamp"])
+        for r in rows
+        if r["userId"] is None
+    }
+    assert len(rows) == len(got) + len(accounts), "one group record per pair or account"
     want = {p: (typed(v["traits"]), v["timestamp"]) for p, v in ref.groups.items()}
     assert got == want, f"groups: got {got!r}, want {want!r}"
+    want = {g: (typed(v["traits"]), v["timestamp"]) for g, v in ref.account_groups.items()}
+    assert accounts == want, f"account-only groups: got {accounts!r}, want {want!r}"
 
 
 # --------------------------------------------------------------------------- properties

@@ -1,4 +1,4 @@
-"""One focused example per rule of SPEC §2–5, through the realistic path:
+"""One focused example per rule of docs/rules.md §2-6, through the realistic path:
 NDJSON files → ``at.read_events`` → ``at.transform`` → ``at.build_calls``.
 """
 
@@ -90,7 +90,7 @@ def group_records(res: at.TransformResult) -> dict[tuple[str, str], dict[str, An
 
 def assert_balanced(res: at.TransformResult) -> None:
     rep = res.report.to_dict()
-    assert rep["rows_read"] == rep["kept"] + sum(rep["dropped"].values())
+    assert rep["rows_read"] == rep["kept"] + rep["trait_rows"] + sum(rep["dropped"].values())
 
 
 # =========================================================================== §2 selection
@@ -266,19 +266,22 @@ def test_duplicate_is_judged_before_other_filters(tmp_path):
         ev(uuid="u3", event_type="Kept"),  # duplicate of an excluded row
     ]
     res = run(tmp_path, lines, exclude_events=("Excluded",))
-    assert dropped(res) == {"no_user_id": 1, "duplicate": 3, "identify_call": 1, "event_type": 1}
+    assert dropped(res) == {"no_user_id": 1, "duplicate": 3, "event_type": 1}
+    assert res.report.trait_rows == 1
     assert res.tracks.height == 0
 
 
-def test_identify_and_groupidentify_rows_are_identify_call(tmp_path):
+def test_identify_and_groupidentify_rows_are_trait_rows_not_events(tmp_path):
     lines = [
         ev(event_type="$identify", user_properties={"$set": {"plan": "pro"}}),
         ev(event_type="$groupidentify", groups={"org": "1"}, group_properties={"$set": {"a": 1}}),
         ev(event_type="identify"),
     ]
-    res = run(tmp_path, lines)
-    assert dropped(res) == {"identify_call": 2}
+    res = run(tmp_path, lines, include_events=("identify",))
+    assert dropped(res) == {}
+    assert res.report.trait_rows == 2  # the include list applies to product events only
     assert [t["event"] for t in tracks(res)] == ["identify"]
+    assert_balanced(res)
 
 
 def test_malformed_lines_are_counted_and_quarantined(tmp_path):
@@ -303,23 +306,20 @@ def test_malformed_lines_are_counted_and_quarantined(tmp_path):
     assert_balanced(res)
 
 
-def test_drop_reason_precedence(tmp_path):
-    """malformed > duplicate > no_user_id > identify_call > event_type."""
+def test_place_precedence(tmp_path):
+    """malformed > duplicate > $groupidentify > no_user_id > $identify > event_type."""
     lines = [
         ev(uuid="k", event_type="Excluded"),  # event_type
         ev(uuid="k", user_id=None, event_type="$identify", event_time="bad"),  # malformed
         ev(uuid="k", user_id=None, event_type="$identify"),  # duplicate
         ev(uuid="n", user_id="null", event_type="$identify"),  # no_user_id
-        ev(uuid="i", event_type="$groupidentify", user_id="u"),  # identify_call
+        ev(uuid="g", user_id="null", event_type="$groupidentify"),  # a trait row: needs no user
+        ev(uuid="i", event_type="$identify", user_id="u"),  # a trait row
     ]
     res = run(tmp_path, lines, include_events=("Kept",), exclude_events=("Excluded",))
-    assert dropped(res) == {
-        "malformed": 1,
-        "duplicate": 1,
-        "no_user_id": 1,
-        "identify_call": 1,
-        "event_type": 1,
-    }
+    assert dropped(res) == {"malformed": 1, "duplicate": 1, "no_user_id": 1, "event_type": 1}
+    assert res.report.trait_rows == 2
+    assert_balanced(res)
 
 
 def test_every_row_ends_in_exactly_one_place(tmp_path):
@@ -788,7 +788,7 @@ def test_identify_traits_are_user_traits_plus_additional_properties(tmp_path):
     }
 
 
-def test_identify_only_for_kept_events(tmp_path):
+def test_identify_comes_from_kept_events_and_identify_rows(tmp_path):
     lines = [
         ev(user_id="u", event_time="2024-01-01 00:00:00", user_properties={"email": "kept@x"}),
         ev(
@@ -807,7 +807,7 @@ def test_identify_only_for_kept_events(tmp_path):
     ]
     res = run(tmp_path, lines, exclude_events=("Excluded",))
     assert identifies(res) == {
-        "u": {"traits": {"email": "kept@x"}, "timestamp": "2024-01-01T00:00:00.000Z"}
+        "u": {"traits": {"email": "id@x"}, "timestamp": "2024-06-01T00:00:00.000Z"}
     }
 
 
@@ -836,8 +836,8 @@ def test_group_record_per_user_and_primary_group_from_latest_event(tmp_path):
             "traits": {"name": "two", "group_type": "Account"},
             "timestamp": "2024-01-02T00:00:00.000Z",
         },
-        ("v", "1"): {
-            "traits": {"name": "v-tie-last", "group_type": "Account"},
+        ("v", "1"): {  # the group's latest traits, whoever sent them
+            "traits": {"name": "newest", "group_type": "Account"},
             "timestamp": "2024-01-02T00:00:00.000Z",
         },
     }
@@ -897,7 +897,11 @@ def test_v2_call_bodies(tmp_path):
         "timestamp": "2024-01-01T00:00:01.250Z",
     }
     ident = {c["body"]["userId"]: c["body"] for c in cs if c["kind"] == "identify"}
-    assert ident["u1"] == {"userId": "u1", "traits": {}, "timestamp": "2024-01-01T00:00:02.000Z"}
+    assert ident["u1"] == {
+        "userId": "u1",
+        "traits": {"email": "u1@x", "plan": "pro"},  # from the latest row holding each
+        "timestamp": "2024-01-01T00:00:02.000Z",
+    }
     first = next(
         c["body"]
         for c in cs
