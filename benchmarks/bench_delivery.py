@@ -9,7 +9,8 @@ server do not share a GIL. Scenarios:
 3. Memory: ``--memory-calls`` (1M) small calls, RSS sampled as they go; it must stay
    flat (the batch iterator is read lazily and the ledger is on disk).
 
-    python benchmarks/bench_delivery.py [--calls 20000] [--memory-calls 1000000]
+    python benchmarks/bench_delivery.py                 # 20,000 calls a scenario, 1M memory run
+    python benchmarks/bench_delivery.py --calls 2000 --memory-calls 20000   # quick look
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import psutil
 import requests
 import urllib3
 
+import accoil_transform as at
 from accoil_transform.calls import AuthScheme, CallBatch
-from accoil_transform.delivery import DeliveryOptions, send
 
 KEY = "bench-key"
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -63,21 +64,28 @@ def accepted(base_url: str) -> int:
     return int(requests.get(base_url + "/_stats", timeout=10).json()["accepted"])
 
 
-def bodies(n: int, users: int = 10_000) -> Iterator[bytes]:
+def calls(n: int, users: int = 10_000) -> Iterator[tuple[str, bytes]]:
+    """``n`` small v2 track calls: (user id, body)."""
     for i in range(n):
         ts = (EPOCH + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
-        yield orjson.dumps({"userId": f"u{i % users}", "event": "Bench_Event", "timestamp": ts})
+        user = f"u{i % users}"
+        yield user, orjson.dumps({"userId": user, "event": "Bench_Event", "timestamp": ts})
+
+
+def bodies(n: int) -> Iterator[bytes]:
+    return (body for _, body in calls(n))
 
 
 def track_batches(base_url: str, n: int, batch_size: int = 500) -> Iterator[CallBatch]:
+    """The calls as ``send`` takes them, made lazily as ``run`` makes them."""
     url = base_url + "/v2/track"
     ids: list[str] = []
     chunk: list[bytes] = []
     users: list[str | None] = []
-    for i, body in enumerate(bodies(n)):
+    for i, (user, body) in enumerate(calls(n)):
         ids.append(f"c{i}")
         chunk.append(body)
-        users.append(orjson.loads(body)["userId"])
+        users.append(user)
         if len(chunk) == batch_size:
             yield CallBatch("track", url, ids, chunk, users)
             ids, chunk, users = [], [], []
@@ -117,9 +125,13 @@ def measure(name: str, n: int, fn: Callable[[], None], ideal: float | None = Non
 
 def engine(base_url: str, n: int, concurrency: int, ledger: Path | None) -> Callable[[], None]:
     def run() -> None:
-        opts = DeliveryOptions(concurrency=concurrency, ledger_path=ledger)
-        report = send(
-            track_batches(base_url, n), api_key=KEY, auth=AuthScheme.RAW_BASIC, options=opts
+        opts = at.DeliveryOptions(concurrency=concurrency, ledger_path=ledger)
+        report = at.send(
+            track_batches(base_url, n),
+            api_key=KEY,
+            auth=AuthScheme.RAW_BASIC,
+            options=opts,
+            total=n,
         )
         assert report.total.sent == n, report.to_dict()
 
@@ -225,13 +237,13 @@ def memory(args: argparse.Namespace, tmp: Path) -> None:
         )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--calls", type=int, default=20_000, help="calls per scenario")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--latency-ms", type=float, default=20.0, help="the server's delay")
     parser.add_argument("--memory-calls", type=int, default=1_000_000, help="0 to skip")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, client pid {os.getpid()}")
     with tempfile.TemporaryDirectory() as tmp:
         results = throughput(args, Path(tmp))
@@ -243,7 +255,8 @@ def main() -> None:
             print(r.row())
         if args.memory_calls:
             memory(args, Path(tmp))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,7 +24,8 @@ so a child started while the parent held a lot of memory would report the parent
 sets of track records (userId, event, timestamp, parsed groupTraits, keyed by uuid or
 ($insert_id, device_id)) are compared; any disagreement is printed and the exit code is 1.
 Finally an export of ``--memory-events`` events is run once through ``ours stream`` to
-check peak RSS against the bounded-memory target.
+check peak RSS against the bounded-memory target. ``--chunk-mb``, ``--read-mb`` and
+``--decode-kb`` set the reader's sizes of our runs (``RunOptions(read=ReadOptions(...))``).
 
     python benchmarks/bench_transform.py      # 300k x 2 KB, 6 members, 1M memory run
     python benchmarks/bench_transform.py --events 50000 --repeat 1 --memory-events 0
@@ -102,10 +103,11 @@ def child_ours(spec: dict[str, Any]) -> dict[str, Any]:
     import accoil_transform as at
 
     c0, t0 = _cpu(), time.perf_counter()
+    read = at.ReadOptions(**spec.get("read", {}))  # the defaults unless sizes are given
     res = at.run(
         spec["zip"],
         at.TransformConfig(),
-        at.RunOptions(format=spec["format"], out=Path(spec["out"])),
+        at.RunOptions(format=spec["format"], out=Path(spec["out"]), read=read),
     )
     wall, cpu = time.perf_counter() - t0, _cpu() - c0
     peak = _peak_rss_kb()
@@ -576,7 +578,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--keep", action="store_true", help="keep the temp folder (corpus and outputs)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.add_argument("--chunk-mb", type=int, help="ours: ReadOptions.chunk_bytes in MB (128)")
+    p.add_argument("--read-mb", type=int, help="ours: ReadOptions.read_bytes in MB (16)")
+    p.add_argument("--decode-kb", type=int, help="ours: ReadOptions.decode_bytes in KB (256)")
     args = p.parse_args(argv)
+    sizes = {
+        "chunk_bytes": args.chunk_mb and args.chunk_mb << 20,
+        "read_bytes": args.read_mb and args.read_mb << 20,
+        "decode_bytes": args.decode_kb and args.decode_kb << 10,
+    }
+    args.read = {k: v for k, v in sizes.items() if v is not None}
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="accoil-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -616,6 +627,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
             }
             if c.startswith("ours"):
                 spec |= {"kind": "ours", "zip": str(corpus), "format": c.split("-")[1]}
+                spec["read"] = args.read
                 spec["keys"] = str(keys[c]) if rep == args.repeat - 1 else None
             elif c == "duckdb":
                 spec |= {"kind": "duckdb", "files": files, "tmp": str(work / "duckdb-tmp")}
@@ -699,6 +711,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
                 "kind": "ours",
                 "zip": str(mem_zip),
                 "format": "stream",
+                "read": args.read,
                 "out": str(mem_out),
                 "result": str(work / "result-memory.json"),
             }
@@ -724,7 +737,9 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
         f"in {len(files)} gzip members; median of {args.repeat} runs; {cpu} CPUs; "
         f"polars {pl.__version__} (POLARS_MAX_THREADS={THREADS}), duckdb {duckdb.__version__} "
         f"(threads={THREADS}), orjson {orjson.__version__}, Python {platform.python_version()}; "
-        f"1-min load average before the runs {min(loads):.1f}–{max(loads):.1f}.\n"
+        f"1-min load average before the runs {min(loads):.1f}–{max(loads):.1f}"
+        + "".join(f"; ours with {k}={v:,}" for k, v in args.read.items())
+        + ".\n"
     )
     print(table(rows, header))
     print()
@@ -765,6 +780,7 @@ def _bench(args: argparse.Namespace, work: Path) -> int:
                     "events": n,
                     "members": len(files),
                     "uncompressed_bytes": uncompressed,
+                    "read_options": args.read,
                     "runs": runs,
                     "median_wall_s": med,
                     "events_per_s": rate,

@@ -23,8 +23,13 @@ A second table times reading alone, as a run reads (its threads overlapped) but 
 nothing done to the frames: decompression; then with JSON decoding; then all of
 ``read_events``. That is the floor under a run's wall time.
 
+``--chunk-mb``, ``--read-mb`` and ``--decode-kb`` set the reader's sizes through
+``accoil_transform.ReadOptions`` (the same options a run takes as ``RunOptions(read=...)``)
+for every table, to compare chunk or piece sizes.
+
     python benchmarks/profile_stages.py              # 300k x 2 KB, 6 members
     python benchmarks/profile_stages.py --zip export.zip --format stream
+    python benchmarks/profile_stages.py --zip export.zip --format v2 --chunk-mb 64
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from accoil_transform import ReadOptions
 
 os.environ.setdefault("POLARS_MAX_THREADS", "2")  # before polars is imported
 
@@ -75,13 +83,14 @@ class Clock:
             self.cpu[stage] += _cpu() - c0
 
 
-def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
+def profile_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> tuple[Clock, int]:
     """The pipeline of ``accoil_transform.run`` (dry run), stage by stage.
 
     The reader's own generators run one after another in this thread (``read_events``
     runs them in threads), so chunks are made exactly as in a run; their functions are
     timed where they are looked up. (A profiler needs each stage alone, so this reaches
-    into the reader's private modules; nothing else should.)
+    into the reader's private modules: ``_stream``, ``_decode`` and ``_canonical`` are
+    the three stages ``read_events`` runs in threads. Nothing else should.)
     """
     import polars as pl
 
@@ -92,14 +101,13 @@ def profile_once(zip_path: Path, fmt: str, out: Path) -> tuple[Clock, int]:
         identify_calls,
         track_calls,
     )
-    from accoil_transform.config import ReadOptions, TransformConfig
+    from accoil_transform.config import TransformConfig
     from accoil_transform.jobs import TrackSpill, write_dry_run
     from accoil_transform.read import _events as reader
     from accoil_transform.read import _ndjson as ndjson
     from accoil_transform.rules import Transformer
 
     config = TransformConfig()
-    options = ReadOptions()
     wire = get_format(fmt)
     clock = Clock()
     transformer = Transformer(config)
@@ -151,17 +159,21 @@ READER_STAGES = (
 )
 
 
-def read_only(zip_path: Path, upto: int) -> tuple[float, float]:
-    """Wall and CPU s of the first ``upto`` + 1 reader stages, in their threads."""
+def read_only(zip_path: Path, upto: int, options: ReadOptions) -> tuple[float, float]:
+    """Wall and CPU s of the first ``upto`` + 1 reader stages, in their threads.
+
+    All three: the public ``read_events``. The first one or two: the reader's private
+    stage generators, run in threads as ``read_events`` runs them.
+    """
+    import accoil_transform as at
     from accoil_transform._prefetch import prefetched
-    from accoil_transform.config import ReadOptions, TransformConfig
     from accoil_transform.read import _events as reader
 
-    config, options = TransformConfig(), ReadOptions()
+    config = at.TransformConfig()
     c0, t0 = _cpu(), time.perf_counter()
     items: Any
     if upto == 2:
-        items = reader.read_events(str(zip_path), config, only_needed=True, options=options)
+        items = at.read_events(str(zip_path), config, only_needed=True, options=options)
     else:
         pieces = reader._stream(reader.iter_raw_inputs(str(zip_path), options), options)
         items = prefetched(pieces, depth=options.inflate_ahead)
@@ -181,12 +193,45 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def run_once(zip_path: Path, fmt: str, out: Path) -> float:
+def run_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> float:
     import accoil_transform as at
 
     t0 = time.perf_counter()
-    at.run(str(zip_path), at.TransformConfig(), at.RunOptions(format=fmt, out=out))
+    at.run(str(zip_path), at.TransformConfig(), at.RunOptions(format=fmt, out=out, read=options))
     return time.perf_counter() - t0
+
+
+def add_read_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-mb", type=int, help="ReadOptions.chunk_bytes in MB (default 128)")
+    p.add_argument("--read-mb", type=int, help="ReadOptions.read_bytes in MB (default 16)")
+    p.add_argument("--decode-kb", type=int, help="ReadOptions.decode_bytes in KB (default 256)")
+
+
+def describe(options: ReadOptions) -> str:
+    """``; chunk_bytes=..., ...`` for the reader sizes that are not the defaults."""
+    from dataclasses import fields
+
+    import accoil_transform as at
+
+    default = at.ReadOptions()
+    changed = [
+        f"{f.name}={getattr(options, f.name):,}"
+        for f in fields(options)
+        if getattr(options, f.name) != getattr(default, f.name)
+    ]
+    return "; " + ", ".join(changed) if changed else ""
+
+
+def read_options(args: argparse.Namespace) -> ReadOptions:
+    """The reader's sizes from the flags; the defaults where a flag is not given."""
+    import accoil_transform as at
+
+    sizes = {
+        "chunk_bytes": args.chunk_mb and args.chunk_mb << 20,
+        "read_bytes": args.read_mb and args.read_mb << 20,
+        "decode_bytes": args.decode_kb and args.decode_kb << 10,
+    }
+    return at.ReadOptions(**{k: v for k, v in sizes.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["v2", "stream", "both"], default="both")
     p.add_argument("--repeat", type=int, default=3, help="profiles per format; medians are shown")
     p.add_argument("--keep", action="store_true", help="keep the temp folder")
+    add_read_flags(p)
     args = p.parse_args(argv)
+    options = read_options(args)
 
     import polars as pl
 
@@ -223,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             runs: list[float] = []
             rows = 0
             for _ in range(args.repeat):
-                clock, rows = profile_once(zip_path, fmt, fresh(work / f"calls-{fmt}.ndjson"))
+                out = fresh(work / f"calls-{fmt}.ndjson")
+                clock, rows = profile_once(zip_path, fmt, out, options)
                 clocks.append(clock)
-                runs.append(run_once(zip_path, fmt, fresh(work / f"run-{fmt}.ndjson")))
+                runs.append(run_once(zip_path, fmt, fresh(work / f"run-{fmt}.ndjson"), options))
             results[fmt] = {
                 "rows": rows,
                 "wall": {s: statistics.median(c.wall[s] for c in clocks) for s, _ in STAGES},
@@ -234,13 +282,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"profiled {fmt} ({args.repeat}×)", flush=True)
         floor = [
-            [read_only(zip_path, i) for _ in range(args.repeat)] for i in range(len(READER_STAGES))
+            [read_only(zip_path, i, options) for _ in range(args.repeat)]
+            for i in range(len(READER_STAGES))
         ]
 
         print(
             f"\n## Stages ({rows:,} events; polars {pl.__version__}, "
             f"POLARS_MAX_THREADS={os.environ['POLARS_MAX_THREADS']}; median of {args.repeat}; "
-            f"1-min load average now {os.getloadavg()[0]:.1f})\n"
+            f"1-min load average now {os.getloadavg()[0]:.1f}{describe(options)})\n"
         )
         header = ["stage", "function"]
         for fmt in formats:
