@@ -101,14 +101,14 @@ def _decode_objects(docs: pl.Series, decoder: msgspec.json.Decoder) -> list[Any]
         rows = decoder.decode_lines(data)
         if len(rows) == len(docs):
             return rows
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         pass
     empty = decoder.decode(b"{}")
     rows = []
     for doc in docs:
         try:
             rows.append(decoder.decode(doc))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             rows.append(empty)
     return rows
 

@@ -30,7 +30,10 @@ DEFAULT_LEDGER = Path("accoil-ledger.sqlite")
 DEFAULT_DEAD_LETTER = Path("accoil-dead-letter.ndjson")
 DEFAULT_EXPORT_DIR = Path("amplitude-export")
 DEFAULT_BATCH_SIZE = 500
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 64
+#: Accoil publishes no limit behind its 413; 256 KiB is what its peers allow a message.
+DEFAULT_MAX_BODY_BYTES = 256 << 10
+DEFAULT_CIRCUIT_SECONDS = 30.0
 #: Seconds to wait for a response; connecting waits at most :data:`MAX_CONNECT_TIMEOUT`.
 DEFAULT_TIMEOUT = 30.0
 MAX_CONNECT_TIMEOUT = 10.0
@@ -49,6 +52,8 @@ DEFAULT_INFLATE_AHEAD = 2
 #: A Parquet file is sliced at row groups of about ``chunk_bytes`` ÷ this many rows:
 #: about the size of an exported event, whose JSON columns make most of a row.
 DEFAULT_TABLE_ROW_BYTES = 2048
+#: A longer line is malformed: the reader skips to the next newline instead of holding it.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 
 PropertyScope = Literal["column", "event_properties", "user_properties"]
 _SCOPES: tuple[PropertyScope, ...] = ("event_properties", "user_properties")
@@ -242,10 +247,17 @@ class ReadOptions:
     decode_bytes: int = DEFAULT_DECODE_BYTES
     inflate_ahead: int = DEFAULT_INFLATE_AHEAD
     table_row_bytes: int = DEFAULT_TABLE_ROW_BYTES
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    """A line longer than this is malformed (quarantined with its start), not held."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             _at_least(f.name, getattr(self, f.name), 1)
+        if self.max_line_bytes < self.piece_bytes:  # lines are measured across pieces
+            raise ConfigError(
+                f"max_line_bytes must be at least the piece size ({self.piece_bytes:,}), "
+                f"got {self.max_line_bytes:,}"
+            )
 
     @property
     def piece_bytes(self) -> int:
@@ -275,25 +287,25 @@ class DeliveryOptions:
     """Stop after this many 401/403 in a row with no success in between."""
     progress: bool = False
     """Show a progress bar on stderr, if it is a terminal."""
-    window: int | None = None
-    """Calls dispatched but not finished at most; default ``4 * concurrency``."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """A call whose body is larger is never sent: it is dead-lettered as ``too_large``."""
+    circuit_seconds: float = DEFAULT_CIRCUIT_SECONDS
+    """Stop when no call succeeded for this long (only connection errors, timeouts, 5xx)."""
+    retry_rejected: bool = False
+    """Send again the calls an earlier run had rejected for good (they are skipped)."""
 
     def __post_init__(self) -> None:
         _at_least("concurrency", self.concurrency, 1)
         _positive("max_rate", self.max_rate)
         _positive("timeout", self.timeout)
         _at_least("auth_failure_threshold", self.auth_failure_threshold, 1)
-        if self.window is not None and self.window < self.concurrency:
-            raise ConfigError("window must be at least the concurrency")
+        _at_least("max_body_bytes", self.max_body_bytes, 1)
+        _positive("circuit_seconds", self.circuit_seconds)
 
     @property
     def timeouts(self) -> tuple[float, float]:
         """(connect, read) timeouts in seconds."""
         return (min(MAX_CONNECT_TIMEOUT, self.timeout), self.timeout)
-
-    @property
-    def effective_window(self) -> int:
-        return self.window or 4 * self.concurrency
 
 
 # --------------------------------------------------------------------------- run

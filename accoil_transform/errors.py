@@ -7,7 +7,10 @@
     ├── ConfigError           a setting that is missing, unknown or out of range
     ├── DeliveryError         delivery to Accoil cannot go on
     │   ├── AuthenticationError   Accoil refused the API key
+    │   ├── UnreachableError      no call succeeded for a while: Accoil is down or unreachable
+    │   ├── Interrupted           SIGINT or SIGTERM stopped the delivery
     │   └── LedgerError           the ledger can't be read or written
+    │       └── LedgerBusyError       another run holds the ledger
     └── ExportError           the Amplitude Export API failed
         ├── ExportCredentialsError   no API key or secret key
         ├── ExportAuthError          the keys were refused (401/403)
@@ -54,8 +57,28 @@ class AuthenticationError(DeliveryError):
     """Accoil refused the API key; the run stopped instead of dead-lettering every call."""
 
 
+class UnreachableError(DeliveryError):
+    """No call succeeded for a while, only connection errors, timeouts and 5xx: the run
+    stopped; the calls not acknowledged stay unsent, so a re-run sends them."""
+
+
+class Interrupted(DeliveryError):
+    """A signal (SIGINT, SIGTERM) stopped the delivery; ``signal`` names it."""
+
+    def __init__(self, signal: str = "SIGINT") -> None:
+        super().__init__(
+            f"stopped by {signal}: the calls in flight were finished or abandoned and every "
+            "acknowledged call is in the ledger; run again to send the rest"
+        )
+        self.signal = signal
+
+
 class LedgerError(DeliveryError):
     """The ledger could not be read or written."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another run holds the ledger."""
 
 
 class ExportError(AccoilTransformError, RuntimeError):

@@ -96,9 +96,7 @@ def test_every_cli_example_parses():
 
 
 def test_python_examples_run(sandbox):
-    # The PySpark example is run by tests/test_spark.py, in its Spark session.
-    spark_example = README.split("<!-- spark-example -->", 1)[1]
-    scripts = [b for b in blocks("python") if b not in spark_example]
+    scripts = blocks("python")  # docs/scaling.md's Spark example runs in tests/integrations
     assert len(scripts) >= 3
     for script in scripts:
         exec(compile(script, "README.md", "exec"), {"__name__": "__readme__"})

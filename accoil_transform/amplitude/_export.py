@@ -13,6 +13,7 @@ only once they are checked to be whole zip archives; nothing is held in memory.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import tempfile
@@ -102,10 +103,20 @@ class ExportResult:
 # --------------------------------------------------------------------------- client
 
 
+EXPORT_PATH = "/api/2/export"
+
+
 def export_url(region: str = "us", base_url: str | None = None) -> str:
-    """The Export API URL for a region (``us`` or ``eu``), or ``base_url`` when given."""
+    """The Export API URL for a region (``us`` or ``eu``), or under ``base_url``.
+
+    ``base_url`` is a host (``https://amplitude.com``, a proxy's ``https://proxy/amp``),
+    to which ``/api/2/export`` is added, or the full endpoint URL.
+    """
     if base_url:
-        return base_url.rstrip("/")
+        url = base_url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"the Amplitude base URL must start with https://, got {url!r}")
+        return url if url.endswith(EXPORT_PATH) else url + EXPORT_PATH
     try:
         return _REGION_URLS[region.lower()]
     except KeyError:
@@ -175,6 +186,9 @@ class AmplitudeExportClient:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self._auth = (str(api_key).strip(), str(secret_key).strip())
+        # Every form the keys can take in a message: each key, and the Basic credential.
+        basic = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode("ascii")
+        self._hidden = (basic, basic.rstrip("="), *self._auth)
         self.region = region.lower()
         self.url = export_url(self.region, base_url)
         self.timeout = timeout
@@ -185,7 +199,14 @@ class AmplitudeExportClient:
         self._sleep = sleep
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(url={self.url!r}, region={self.region!r})"
+        return f"{type(self).__name__}(url={self._scrub(self.url)!r}, region={self.region!r})"
+
+    def _scrub(self, text: str) -> str:
+        """``text`` with the API key, the secret key and their Basic credential masked."""
+        for form in self._hidden:
+            if form:
+                text = text.replace(form, "***")
+        return text
 
     def close(self) -> None:
         if self._own_session:
@@ -259,8 +280,10 @@ class AmplitudeExportClient:
                         else ""
                     )
                     raise ExportError(
-                        f"Amplitude export of {window} failed after {attempt} attempt(s): "
-                        f"{exc.reason}{hint}"
+                        self._scrub(
+                            f"Amplitude export of {window} failed after {attempt} attempt(s): "
+                            f"{exc.reason}{hint}"
+                        )
                     ) from None
                 result.retries += 1
                 self._sleep(delay)
@@ -287,8 +310,8 @@ class AmplitudeExportClient:
             if status in (401, 403):
                 raise ExportAuthError(
                     f"Amplitude Export API refused the credentials (HTTP {status}) at "
-                    f"{self.url}: check the project API key and secret key, and that the "
-                    "region (us/eu) matches the project"
+                    f"{self._scrub(self.url)}: check the project API key and secret key, and "
+                    "that the region (us/eu) matches the project"
                 )
             body = _read_limited(response, _ERROR_BODY_LIMIT)
             if status == 400 and _says_too_large(body):
@@ -298,7 +321,8 @@ class AmplitudeExportClient:
                     f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
                 )
             raise ExportError(
-                f"Amplitude export of {window} failed with HTTP {status}: {_clip(body)}"
+                f"Amplitude export of {window} failed with HTTP {status}: "
+                f"{_clip(self._scrub(body))}"
             )
 
     def _save(self, response: requests.Response, window: ExportWindow, out: Path) -> ExportFile:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from collections.abc import Sequence
 
 from . import config_check, export, run, serve_local, sync
+from ._common import stop_on_sigterm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accoil-transform`` script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        stop_on_sigterm()
     return int(args.func(args) or 0)
 
 

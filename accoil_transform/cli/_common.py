@@ -24,6 +24,34 @@ class Exit(IntEnum):
     AUTH = 4
     #: The Amplitude Export API failed (keys refused, wrong region, or a server error).
     EXPORT = 5
+    #: Another run holds the ledger (an overlapping cron): nothing was sent.
+    LEDGER_BUSY = 6
+    #: No call succeeded for ``circuit_seconds``: Accoil is down or unreachable.
+    UNREACHABLE = 7
+    #: The ledger can't be used (corrupt, truncated, unwritable): nothing was sent.
+    LEDGER = 8
+    #: ``sync``: every hour of the range answered 404 (no data yet, or a wrong host or
+    #: region); the state did not move.
+    NO_DATA = 9
+    #: Stopped by SIGINT (Ctrl-C) or SIGTERM; the report says how far it got.
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run stops as on Ctrl-C."""
+
+    signal_name = "SIGTERM"
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop the command cleanly, as Ctrl-C does (main thread only)."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 #: Flag spellings that differ from the setting name (singular for repeatable flags).

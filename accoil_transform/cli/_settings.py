@@ -100,7 +100,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Accoil API key; without one a run is a dry run",
         secret=True,
     ),
-    _s("base_url", "delivery", str, defaults.DEFAULT_BASE_URL, "Accoil base URL"),
+    _s(
+        "base_url",
+        "delivery",
+        str,
+        None,
+        f"Accoil base URL (default: {defaults.DEFAULT_BASE_URL}; stg_ keys: staging)",
+    ),
     _s("url", "delivery", str, None, "post every call to this URL (stream format target)"),
     _s(
         "batch_size",
@@ -125,6 +131,27 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         RetryPolicy().max_total_seconds,
         "give up retrying a call after this many seconds",
+    ),
+    _s(
+        "max_body_bytes",
+        "delivery",
+        int,
+        defaults.DEFAULT_MAX_BODY_BYTES,
+        "a call with a larger body is never sent (dead-lettered as too_large)",
+    ),
+    _s(
+        "circuit_seconds",
+        "delivery",
+        float,
+        defaults.DEFAULT_CIRCUIT_SECONDS,
+        "stop when no call succeeded for this long (Accoil down or unreachable)",
+    ),
+    _s(
+        "retry_rejected",
+        "delivery",
+        bool,
+        False,
+        "send again the calls Accoil rejected for good in an earlier run",
     ),
     _s(
         "ledger",
@@ -324,6 +351,9 @@ class Settings:
             ),
             ledger_path=v["ledger"],
             dead_letter_path=v["dead_letter"],
+            max_body_bytes=v["max_body_bytes"],
+            circuit_seconds=v["circuit_seconds"],
+            retry_rejected=v["retry_rejected"],
             progress=progress,
         )
 

@@ -41,15 +41,17 @@ def main(args: argparse.Namespace) -> int:
         return fail("run", exc, Exit.USAGE)
     try:
         outcome = run(args.inputs, config, options)
-    except AccoilTransformError as exc:
-        return fail("run", exc, exit_code(exc))
+    except (AccoilTransformError, KeyboardInterrupt) as exc:
+        return fail("run", why(exc), exit_code(exc))
+    for warning in outcome.warnings:
+        print(f"accoil-transform run: warning: {warning}", file=sys.stderr)
     if outcome.dry_run:
         print("dry run: nothing was sent", file=sys.stderr)
     print(format_report(outcome.to_dict()))
     return Exit.FAILED_CALLS if outcome.failed else Exit.OK
 
 
-def exit_code(exc: Exception) -> Exit:
+def exit_code(exc: BaseException) -> Exit:
     """The exit code of an error that stopped a run."""
     from ..errors import (
         AuthenticationError,
@@ -57,14 +59,36 @@ def exit_code(exc: Exception) -> Exit:
         ExportCredentialsError,
         ExportError,
         InputError,
+        Interrupted,
+        LedgerBusyError,
+        LedgerError,
+        UnreachableError,
     )
 
+    if isinstance(exc, KeyboardInterrupt):
+        return Exit.SIGTERM if getattr(exc, "signal_name", "") == "SIGTERM" else Exit.SIGINT
+    if isinstance(exc, Interrupted):
+        return Exit.SIGTERM if exc.signal == "SIGTERM" else Exit.SIGINT
     if isinstance(exc, InputError):
         return Exit.INPUT
     if isinstance(exc, AuthenticationError):
         return Exit.AUTH
+    if isinstance(exc, LedgerBusyError):
+        return Exit.LEDGER_BUSY
+    if isinstance(exc, LedgerError):
+        return Exit.LEDGER
+    if isinstance(exc, UnreachableError):
+        return Exit.UNREACHABLE
     if isinstance(exc, ConfigError | ExportCredentialsError):
         return Exit.USAGE
     if isinstance(exc, ExportError):
         return Exit.EXPORT
     return Exit.FAILED_CALLS
+
+
+def why(exc: BaseException) -> str:
+    """One line for the error that stopped a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        signal = getattr(exc, "signal_name", "SIGINT")
+        return f"stopped by {signal}; acknowledged calls are in the ledger, run again to go on"
+    return str(exc)

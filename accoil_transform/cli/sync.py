@@ -11,6 +11,11 @@ Exit codes:
 * 3: bad input in the export.
 * 4: Accoil rejected the API key (401/403).
 * 5: the Amplitude Export API failed (keys refused, wrong region, or a server error).
+* 6: another run holds the ledger; 7: Accoil is down or unreachable; 8: the ledger can't be
+  used.
+* 9: every hour of the range answered 404 (no data yet, or a wrong host or region); the
+  state did not move.
+* 130, 143: stopped by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from ..errors import AccoilTransformError, ConfigError
     from ..jobs import sync
     from ._summary import format_report
-    from .run import exit_code
+    from .run import exit_code, why
 
     try:
         settings = settings_from_args(args)
@@ -80,14 +85,22 @@ def main(args: argparse.Namespace) -> int:
                 start=args.start,
                 until=args.until,
             )
-    except AccoilTransformError as exc:
+    except (AccoilTransformError, KeyboardInterrupt) as exc:
         code = exit_code(exc)
         if code == Exit.EXPORT:
             return fail("sync", f"Amplitude export failed: {exc}", code)
-        return fail("sync", exc, code)
+        return fail("sync", why(exc), code)
     if result.window is None:
         print(f"nothing new to sync (last synced hour: {result.last_hour})")
         return Exit.OK
+    if result.empty:
+        return fail(
+            "sync",
+            f"no data in {result.window}: every hour answered 404. That is an empty range, "
+            "or a wrong --amplitude-base-url or --amplitude-region; the state did not move "
+            f"(last synced hour: {result.last_hour})",
+            Exit.NO_DATA,
+        )
     print(
         f"window {result.window.start_str} .. {result.window.end_str}: {len(result.files)} file(s)"
     )

@@ -1,20 +1,23 @@
-"""An HTTP client for Accoil's ingress endpoints, on pooled ``requests`` sessions.
+"""An HTTP client for Accoil's ingress endpoints, on one pooled aiohttp session.
 
-One ``requests.Session`` per worker thread (sessions are not documented as
-thread-safe), each with keep-alive connections; the client as a whole holds as many
-connections as there are workers. The API key travels as the format's
-:class:`~accoil_transform.calls.AuthScheme` says; it is kept in a :class:`Secret`
-and scrubbed from every message this module produces. TLS verification is always on.
+Accoil takes one call per request, so the client's cost per request is the delivery's
+cost per call: aiohttp on an asyncio loop (uvloop where it is installed) keeps many
+requests in flight from one thread at a fraction of the CPU of a thread per request
+(``benchmarks/bench_delivery.py`` measures both). The API key travels as the format's
+:class:`~accoil_transform.calls.AuthScheme` says; it is kept in a :class:`Secret` and
+scrubbed from every message this module produces. TLS verification is always on; the CA
+bundle may come from ``SSL_CERT_FILE`` or ``REQUESTS_CA_BUNDLE``, proxies from the usual
+environment variables.
 """
 
 from __future__ import annotations
 
-import threading
+import os
+import ssl
 from dataclasses import dataclass
+from types import TracebackType
 
-import requests
-from requests import PreparedRequest
-from requests.adapters import HTTPAdapter
+import aiohttp
 
 from .._retry import parse_retry_after
 from .._secret import Secret
@@ -22,8 +25,8 @@ from ..calls import AuthScheme, auth_headers, with_body_api_key
 from ..config import DeliveryOptions
 from ..errors import DeliveryError
 
-#: How many bytes of a response body are kept for the dead-letter file and errors.
-RESPONSE_START_BYTES = 512
+#: How many characters of a response body are kept for the dead-letter file and errors.
+RESPONSE_START_CHARS = 512
 
 
 class TransportError(DeliveryError):
@@ -43,11 +46,20 @@ class HttpResult:
         return 200 <= self.status < 300
 
 
+def _ssl_context() -> ssl.SSLContext:
+    """The system's trust store, or the bundle the environment names; never unverified."""
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle or None)
+
+
 class AccoilClient:
     """POST one call body to an Accoil URL, with auth, pooling and timeouts::
 
-    with AccoilClient(key, AuthScheme.RAW_BASIC, pool_size=32) as client:
-        result = client.post(url, b'{"userId": "u", "event": "E"}')  # HttpResult
+    async with AccoilClient(Secret(key), AuthScheme.RAW_BASIC, pool_size=32) as client:
+        result = await client.post(url, b'{"userId": "u", "event": "E"}')  # HttpResult
+
+    A received status is the answer, even if reading the body then fails: a 2xx whose
+    connection breaks after the status line is an acknowledgement, never a retry.
     """
 
     def __init__(
@@ -64,11 +76,7 @@ class AccoilClient:
         self.pool_size = max(1, pool_size)
         self.timeout = timeout
         self.user_agent = user_agent
-        self._env: dict[str, dict[str, object]] = {}
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"AccoilClient(auth={self.auth.value!r}, pool_size={self.pool_size})"
@@ -77,96 +85,51 @@ class AccoilClient:
     def secret(self) -> Secret:
         return self._key
 
-    def _session(self) -> requests.Session:
-        """This thread's session (created on first use)."""
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            if self._closed:
-                raise DeliveryError("the client is closed")
-            session = requests.Session()
-            # One connection per host per thread; pool_size threads in all.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=1, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            # Environment settings (proxies, CA bundle) are resolved once per URL in
-            # _settings(); reading them on every request costs more than the request.
-            session.trust_env = False
-            session.headers.update(
-                {"Content-Type": "application/json", "User-Agent": self.user_agent}
-                | auth_headers(self.auth, self._key.reveal())
-            )
-            with self._lock:
-                self._sessions.append(session)
-            self._local.session = session
-            self._local.templates = {}
-        return session
+    async def __aenter__(self) -> AccoilClient:
+        connect, read = self.timeout
+        connector = aiohttp.TCPConnector(
+            limit=self.pool_size, limit_per_host=self.pool_size, ssl=_ssl_context()
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"Content-Type": "application/json", "User-Agent": self.user_agent}
+            | auth_headers(self.auth, self._key.reveal()),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+            trust_env=True,
+        )
+        return self
 
-    def _prepare(self, session: requests.Session, url: str, body: bytes) -> PreparedRequest:
-        """A request for ``url`` from a per-thread template: URL and headers are
-        parsed and merged once, not on every call (a third of requests' overhead)."""
-        templates: dict[str, PreparedRequest] = self._local.templates
-        template = templates.get(url)
-        if template is None:
-            template = templates[url] = session.prepare_request(requests.Request("POST", url))
-        request = template.copy()
-        request.prepare_body(body, None)
-        return request
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    def _settings(self, url: str) -> dict[str, object]:
-        """Proxies and CA bundle for ``url`` from the environment; ``verify`` is never off."""
-        settings = self._env.get(url)
-        if settings is None:
-            with requests.Session() as probe:
-                merged = probe.merge_environment_settings(url, {}, None, True, None)
-            verify = merged.get("verify")
-            settings = {
-                "proxies": merged.get("proxies") or {},
-                "verify": verify if isinstance(verify, str) and verify else True,
-            }
-            self._env[url] = settings
-        return settings
-
-    def post(self, url: str, body: bytes) -> HttpResult:
+    async def post(self, url: str, body: bytes) -> HttpResult:
         """Send one call. Raises :class:`TransportError` when no status came back."""
+        if self._session is None:
+            raise DeliveryError("the client is not open (use it as an async context manager)")
         if self.auth is AuthScheme.BODY_API_KEY:
             body = with_body_api_key(body, self._key.reveal())
         try:
-            session = self._session()
-            resp = session.send(
-                self._prepare(session, url, body),
-                timeout=self.timeout,
-                allow_redirects=False,
-                **self._settings(url),
-            )
-        except requests.exceptions.SSLError as exc:
+            async with self._session.post(url, data=body, allow_redirects=False) as resp:
+                status = resp.status
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                try:
+                    content = await resp.content.read(4 * RESPONSE_START_CHARS)
+                except (TimeoutError, aiohttp.ClientError, OSError):
+                    content = b""  # the status came back: that is the answer
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise DeliveryError(self._describe("TLS verification failed", exc)) from None
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(self._describe("no response", exc)) from None
-        except requests.exceptions.RequestException as exc:
-            raise DeliveryError(self._describe("request failed", exc)) from None
-        start = resp.content[:RESPONSE_START_BYTES].decode("utf-8", errors="replace")
-        return HttpResult(
-            status=resp.status_code,
-            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-            response_start=self._key.scrub(start),
-        )
+        text = content.decode("utf-8", errors="replace")
+        return HttpResult(status, retry_after, self._key.scrub(text, RESPONSE_START_CHARS))
 
     def _describe(self, what: str, exc: BaseException) -> str:
-        return self._key.scrub(f"{what}: {type(exc).__name__}: {exc}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-
-    def __enter__(self) -> AccoilClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        detail = str(exc) or type(exc).__name__
+        return self._key.scrub(f"{what}: {type(exc).__name__}: {detail}")

@@ -23,7 +23,9 @@ class DeadLetters:
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
 
-    def write(self, call: Call, status: int | None, response_start: str) -> bool:
+    def write(self, call: Call, status: int | None, response_start: str, reason: str) -> bool:
+        """Append ``call`` with why it failed (``rejected``, ``too_large``,
+        ``retries_exhausted``), its status and the start of the response."""
         if self.path is None:
             return False
         try:
@@ -37,6 +39,7 @@ class DeadLetters:
                 "call_id": call.call_id,
                 "kind": call.kind,
                 "url": call.url,
+                "reason": reason,
                 "status": status,
                 "response_start": self._secret.scrub(response_start),
                 "body": body,

@@ -1,9 +1,13 @@
-"""Flow control: how many requests may be in flight, and when the next may start."""
+"""Flow control: how many requests may be in flight, and when the next may start.
+
+It runs on the delivery's event loop: no locks, no threads.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-import threading
 import time
 from collections.abc import Callable
 
@@ -28,13 +32,13 @@ class FlowControl:
         self._window = float(concurrency)
         self._interval = 1.0 / max_rate if max_rate else 0.0
         self._clock = clock
-        self._cond = threading.Condition()
         self._inflight = 0
         self._next_slot = 0.0
         self._resume_at = 0.0
         self._responses = 0
         self._last_cut = -math.inf
-        self._closed = False
+        self._waiters: asyncio.Condition | None = None
+        self._waiting = 0  # coroutines in acquire()
 
     @property
     def window(self) -> float:
@@ -44,44 +48,60 @@ class FlowControl:
     def resume_at(self) -> float:
         return self._resume_at
 
-    def acquire(self) -> bool:
-        """Wait for a turn to send; ``False`` once :meth:`close` was called."""
-        with self._cond:
+    def _cond(self) -> asyncio.Condition:
+        if self._waiters is None:  # made on the loop that uses it
+            self._waiters = asyncio.Condition()
+        return self._waiters
+
+    async def acquire(self) -> None:
+        """Wait for a turn to send."""
+        if (
+            self._inflight < int(self._window)
+            and not self._interval
+            and self._clock() >= self._resume_at
+        ):
+            self._inflight += 1  # the common case: nothing to wait for
+            return
+        cond = self._cond()
+        self._waiting += 1
+        try:
+            await self._wait_turn(cond)
+        finally:
+            self._waiting -= 1
+
+    async def _wait_turn(self, cond: asyncio.Condition) -> None:
+        async with cond:
             while True:
-                if self._closed:
-                    return False
                 now = self._clock()
                 if now < self._resume_at:
-                    self._cond.wait(self._resume_at - now)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cond.wait(), self._resume_at - now)
                 elif self._inflight >= int(self._window):
-                    self._cond.wait()
+                    await cond.wait()
                 else:
                     break
             self._inflight += 1
             slot = max(now, self._next_slot)
             self._next_slot = slot + self._interval
         if slot > now:
-            time.sleep(slot - now)
-        return True
+            await asyncio.sleep(slot - now)
 
     def release(self, *, ok: bool = False, throttled: bool = False, pause: float = 0.0) -> None:
         """End a request: ``ok`` (2xx) grows the window, ``throttled`` (429) cuts it."""
-        with self._cond:
-            self._inflight -= 1
-            self._responses += 1
-            if throttled:
-                if self._responses - self._last_cut >= self._window:
-                    self._window = max(1.0, self._window / 2)
-                    self._last_cut = self._responses
-                if pause > 0:
-                    self._resume_at = max(self._resume_at, self._clock() + pause)
-                self._cond.notify_all()
-            else:
-                if ok and self._window < self.limit:
-                    self._window = min(float(self.limit), self._window + 1.0 / self._window)
-                self._cond.notify(max(1, int(self._window) - self._inflight))
+        self._inflight -= 1
+        self._responses += 1
+        if throttled:
+            if self._responses - self._last_cut >= self._window:
+                self._window = max(1.0, self._window / 2)
+                self._last_cut = self._responses
+            if pause > 0:
+                self._resume_at = max(self._resume_at, self._clock() + pause)
+        elif ok and self._window < self.limit:
+            self._window = min(float(self.limit), self._window + 1.0 / self._window)
+        if self._waiting:
+            asyncio.get_running_loop().create_task(self._wake())
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+    async def _wake(self) -> None:
+        cond = self._cond()
+        async with cond:
+            cond.notify_all()

@@ -16,10 +16,16 @@ class EndpointStats:
     """Acknowledged by Accoil in this run."""
     skipped: int = 0
     """Already in the ledger: acknowledged by an earlier run."""
+    skipped_rejected: int = 0
+    """Already in the ledger as finally rejected by an earlier run (not sent again
+    unless asked: ``retry_rejected``)."""
     failed: int = 0
-    """Finally not acknowledged: rejected (4xx) or out of retries."""
+    """Finally not acknowledged: rejected (4xx, too large) or out of retries."""
     rejected: int = 0
-    """Of ``failed``: final 4xx answers (dead-lettered by policy, not worth a re-run)."""
+    """Of ``failed``: final answers (a 4xx, or a body over ``max_body_bytes``), which
+    re-runs skip."""
+    too_large: int = 0
+    """Of ``rejected``: bodies over ``max_body_bytes``, never sent."""
     retried: int = 0
     """Extra tries (requests beyond the first of each call)."""
     dead_lettered: int = 0

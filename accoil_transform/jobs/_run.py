@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .._destination import Destination
 from ..calls import (
     CALLS_SCHEMA,
+    CallBatch,
     get_format,
     group_calls,
     identify_calls,
@@ -25,13 +27,14 @@ from ..calls import (
     track_calls,
 )
 from ..config import ReadOptions, RunOptions, TransformConfig
+from ..errors import DeliveryError, InputError, Interrupted
 from ..read import CANONICAL_SCHEMA, Source, read_events, with_original_lines
 from ..rules import Transformer, TransformReport, TransformResult, apply_rules
 from ._output import write_dry_run, write_quarantine, write_report
 from ._spill import TrackSpill
 
-if TYPE_CHECKING:  # delivery pulls in requests; dry runs never need it
-    from ..delivery import DeliveryReport
+if TYPE_CHECKING:  # delivery pulls in an HTTP client; dry runs never need it
+    from ..delivery import DeliveryReport, Ledger
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class RunResult:
     delivery: DeliveryReport | None = None
     outputs: Mapping[str, Path] = field(default_factory=dict)
     duration_s: float = 0.0
+    interrupted: str | None = None
+    """The signal that stopped the run (``SIGINT``, ``SIGTERM``), if one did."""
+    warnings: tuple[str, ...] = ()
+    """Things the run did that a person should know (e.g. a filter that matched nothing)."""
 
     @property
     def failed(self) -> int:
@@ -66,6 +73,10 @@ class RunResult:
             out["delivery"] = self.delivery.to_dict()
         out["outputs"] = {name: str(path) for name, path in self.outputs.items()}
         out["duration_s"] = round(self.duration_s, 3)
+        if self.interrupted:
+            out["interrupted"] = self.interrupted
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -102,7 +113,21 @@ def transform(
         return apply_rules(inputs, config, strict=strict, keep_columns=keep_columns)  # type: ignore[arg-type]
     events = read_events(inputs, config, only_needed=True)
     result = apply_rules(events, config, strict=strict, keep_columns=keep_columns)
+    _check_something_read(result.report, result.quarantine)
     return replace(result, quarantine=_originals(result.quarantine, inputs, ReadOptions()))
+
+
+def _check_something_read(report: TransformReport, quarantine: pl.DataFrame) -> None:
+    """Reading that found nothing to work on is an error, never a quiet success."""
+    if report.rows_read == 0:
+        raise InputError("the input", "holds no events (no lines or rows were read)")
+    if report.dropped.get("malformed", 0) == report.rows_read:
+        first = quarantine.row(0, named=True)
+        raise InputError(
+            first["source"],
+            f"every row ({report.rows_read:,}) is malformed; the first: {first['reason']}",
+            line=first["line"],
+        )
 
 
 def run(
@@ -125,56 +150,99 @@ def run(
     options = options or RunOptions()
     wire = get_format(options.format)
     started = time.perf_counter()
+    destination = Destination.resolve(options.api_key, options.base_url)  # checks the key
+    ledger = _open_ledger(options, destination)  # a second run on it stops here, at once
     t = Transformer(config, strict=options.strict)
     outputs: dict[str, Path] = {}
-    delivery = None
-    with TrackSpill() as spill:
-        for frame in read_events(inputs, config, only_needed=True, options=options.read):
-            spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
-        identifies, groups = t.finish()
-        head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
-        calls: Iterable[pl.DataFrame] = itertools.chain(
-            [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
+
+    def result(delivery: DeliveryReport | None = None, stopped: str | None = None) -> RunResult:
+        if options.report:
+            outputs["report"] = options.report
+        done = RunResult(
+            report=t.report,
+            format=wire.name,
+            dry_run=options.is_dry_run,
+            delivery=delivery,
+            outputs=outputs,
+            duration_s=time.perf_counter() - started,
+            interrupted=stopped,
+            warnings=tuple(
+                f"event type {name!r} of the include or exclude list matched no row"
+                for name in t.unmatched_event_types()
+            ),
         )
-        counts = dict(head.group_by("kind").len().iter_rows()) | {"track": spill.rows}
-        t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
-        t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
-        if not t.quarantine.is_empty():
-            target = options.quarantine or _beside(options.out, ".quarantine.ndjson")
-            quarantine = _originals(t.quarantine, inputs, options.read)
-            outputs["quarantine"] = write_quarantine(quarantine, target)
-        if options.is_dry_run:
-            outputs["calls"] = write_dry_run(
-                calls, options.out, wire, base_url=options.base_url, url=options.url
+        if options.report:
+            write_report(done.to_dict(), options.report)
+        return done
+
+    try:
+        with TrackSpill() as spill:
+            for frame in read_events(inputs, config, only_needed=True, options=options.read):
+                spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
+            identifies, groups = t.finish()
+            _check_something_read(t.report, t.quarantine)
+            head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
+            calls: Iterable[pl.DataFrame] = itertools.chain(
+                [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
             )
-        else:
-            delivery = _deliver(calls, sum(t.report.calls.values()), options)
+            counts = dict(head.group_by("kind").len().iter_rows()) | {"track": spill.rows}
+            t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
+            t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
+            if not t.quarantine.is_empty():
+                target = options.quarantine or _beside(options.out, ".quarantine.ndjson")
+                quarantine = _originals(t.quarantine, inputs, options.read)
+                outputs["quarantine"] = write_quarantine(quarantine, target)
+            if options.is_dry_run:
+                outputs["calls"] = write_dry_run(
+                    calls, options.out, wire, base_url=destination.base_url, url=options.url
+                )
+                return result()
+            batches = iter_batches(
+                calls,
+                wire,
+                base_url=destination.base_url,
+                url=options.url,
+                batch_size=options.batch_size,
+            )
+            return result(
+                _deliver(batches, sum(t.report.calls.values()), options, destination, ledger)
+            )
+    except DeliveryError as exc:  # the report says how far the run got, and why it stopped
+        signal = exc.signal if isinstance(exc, Interrupted) else None
+        result(exc.report, signal)
+        raise
+    except KeyboardInterrupt as exc:  # a signal before any call was sent
+        result(stopped=getattr(exc, "signal_name", "SIGINT"))
+        raise
+    finally:
+        if ledger is not None:
+            ledger.close()
 
-    if options.report:
-        outputs["report"] = options.report
-    result = RunResult(
-        report=t.report,
-        format=wire.name,
-        dry_run=options.is_dry_run,
-        delivery=delivery,
-        outputs=outputs,
-        duration_s=time.perf_counter() - started,
-    )
-    if options.report:
-        write_report(result.to_dict(), options.report)
-    return result
+
+def _open_ledger(options: RunOptions, destination: Destination) -> Ledger | None:
+    if options.is_dry_run or options.delivery.ledger_path is None:
+        return None
+    from ..delivery import Ledger
+
+    return Ledger(options.delivery.ledger_path, destination.id)
 
 
-def _deliver(calls: Iterable[pl.DataFrame], total: int, options: RunOptions) -> DeliveryReport:
+def _deliver(
+    batches: Iterable[CallBatch],
+    total: int,
+    options: RunOptions,
+    destination: Destination,
+    ledger: Ledger | None,
+) -> DeliveryReport:
     from ..delivery import send
 
-    wire = get_format(options.format)
-    batches = iter_batches(
-        calls, wire, base_url=options.base_url, url=options.url, batch_size=options.batch_size
-    )
-    assert options.api_key is not None
     return send(
-        batches, api_key=options.api_key, auth=wire.auth, options=options.delivery, total=total
+        batches,
+        auth=get_format(options.format).auth,
+        options=options.delivery,
+        total=total,
+        destination=destination,
+        ledger=ledger,
     )
 
 

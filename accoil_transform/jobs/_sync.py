@@ -35,6 +35,8 @@ class SyncResult:
     run: RunResult | None = None
     last_hour: str | None = None
     advanced: bool = False
+    empty: bool = False
+    """Every hour of the window answered 404: no data yet, or a wrong host or region."""
 
     @property
     def complete(self) -> bool:
@@ -55,6 +57,7 @@ class SyncResult:
             "run": None if self.run is None else self.run.to_dict(),
             "last_hour": self.last_hour,
             "advanced": self.advanced,
+            "empty": self.empty,
         }
 
 
@@ -114,11 +117,29 @@ def sync(
         window, out_dir=export_dir / window.filename.removesuffix(".zip")
     )
     files = tuple(exported.paths)
-    result = SyncResult(
-        window=window, files=files, run=run(files, config, options) if files else None
-    )
+    if not files:  # never move past hours that gave no data: they may be a wrong host's 404s
+        return SyncResult(window=window, last_hour=last, empty=True)
+    result = SyncResult(window=window, files=files, run=run(files, config, options))
     if result.complete and not options.is_dry_run:
+        # Up to the last hour that returned data; empty hours after it are asked again.
+        last_with_data = max(_last_hour_with_data(f.path, f.window) for f in exported.files)
         with Ledger(ledger_path) as ledger:
-            ledger.set_state(STATE_KEY, window.end_str)
-        return replace(result, last_hour=window.end_str, advanced=True)
+            ledger.set_state(STATE_KEY, last_with_data)
+        return replace(result, last_hour=last_with_data, advanced=True)
     return replace(result, last_hour=last)
+
+
+def _last_hour_with_data(path: Path, window: ExportWindow) -> str:
+    """The last upload hour an exported zip holds events of, by its member names
+    (``<proj>_<yyyy-mm-dd>_<H>#<n>.json.gz``); the window's end when they don't say."""
+    import zipfile
+
+    from ..read import EXPORT_MEMBER
+
+    hours = []
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            m = EXPORT_MEMBER.search(name)
+            if m:
+                hours.append(f"{m.group(2).replace('-', '')}T{int(m.group(3)):02d}")
+    return max(hours, default=window.end_str)

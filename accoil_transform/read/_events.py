@@ -17,8 +17,9 @@ import polars as pl
 
 from .._prefetch import prefetched
 from ..config import JSON_COLUMNS, ReadOptions, TransformConfig
+from ..errors import InputError
 from ._lines import LineChunk, first_keys, iter_line_chunks
-from ._ndjson import DecodedLines, decode_lines
+from ._ndjson import PRESENT_COLUMN, DecodedLines, decode_lines
 from ._normalize import normalize_frame
 from ._schema import canonical_name, ndjson_read_schema
 from ._sources import RawInput, Source, iter_raw_inputs
@@ -65,7 +66,11 @@ def _stream(raws: Iterator[RawInput], options: ReadOptions) -> Iterator[LineChun
     for i, raw in enumerate(raws):
         if callable(raw.data):
             yield from iter_line_chunks(
-                raw, options.piece_bytes, read_bytes=options.read_bytes, small_first=i == 0
+                raw,
+                options.piece_bytes,
+                read_bytes=options.read_bytes,
+                max_line_bytes=options.max_line_bytes,
+                small_first=i == 0,
             )
         else:
             yield raw
@@ -131,6 +136,8 @@ def _canonical(
     next_row = 0
     tables: list[pl.DataFrame] = []
     user_id_column = canonical_name(config.user_id_column or "")
+    user_id_found = not user_id_column  # in some NDJSON row (tables check their columns)
+    text_source: str | None = None
     for unit in units:
         if isinstance(unit, DecodedLines):
             if tables:
@@ -140,6 +147,9 @@ def _canonical(
                 string_keys=[k for k in unit.keys if canonical_name(k) == "event_type"],
                 scalar_keys=[k for k in unit.keys if canonical_name(k) == user_id_column],
             )
+            if not user_id_found:
+                text_source = _named(unit.sources)
+                user_id_found = PRESENT_COLUMN in parsed and bool(parsed[PRESENT_COLUMN].any())
             frame = normalize_frame(
                 parsed.drop("_line", "_source", strict=False),
                 config,
@@ -162,3 +172,9 @@ def _canonical(
             tables = []
     if tables:
         yield pl.concat(tables)
+    if text_source is not None and not user_id_found:
+        raise InputError(
+            text_source,
+            f"no row has the column {config.user_id_column!r} that the user id comes from "
+            "(--user-id); give a column the events have, or user_properties.NAME",
+        )

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias
 import orjson
 from isal import igzip, isal_zlib
 
+from ..config import DEFAULT_MAX_LINE_BYTES
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -108,29 +109,51 @@ def _text_pieces(raw: RawInput, sizes: Iterator[int]) -> Iterator[bytes]:
 
 
 def iter_line_chunks(
-    raw: RawInput, chunk_bytes: int, *, read_bytes: int, small_first: bool = False
+    raw: RawInput,
+    chunk_bytes: int,
+    *,
+    read_bytes: int,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    small_first: bool = False,
 ) -> Iterator[LineChunk]:
     """Stream the NDJSON text of ``raw`` (gzip or plain) as chunks of whole lines.
 
     A chunk is about ``chunk_bytes`` of text in pieces of at most ``read_bytes``. With
     ``small_first`` the first chunk is 1/16 of the size, so that the stages after this
-    one start sooner.
+    one start sooner. A line that grows past ``max_line_bytes`` (a file with no newline:
+    a zip of zeros) is not held: the reader skips to the next newline and puts in its
+    place a marker line (:func:`overlong_line`) that decoding quarantines.
     """
     source = raw.name
     targets = _ramp(chunk_bytes, small_first)
     target, size, index = next(targets), 0, 0
     spans: list[Span] = []
     carry = b""
+    skipped = -1  # bytes of an overlong line dropped so far (-1: not in one)
+    head = b""
     reads = (min(n, read_bytes) for n in _ramp(chunk_bytes, small_first))
     for piece in _text_pieces(raw, reads):
+        if skipped >= 0:  # in an overlong line: drop up to its end
+            end = piece.find(b"\n")
+            if end < 0:
+                skipped += len(piece)
+                continue
+            marker = overlong_line(skipped + end, head)
+            spans.append((marker, 0, len(marker)))
+            size += len(marker)
+            piece, skipped = piece[end + 1 :], -1
         cut = piece.rfind(b"\n") + 1
         if cut == 0:  # no line ends in this piece
             carry += piece
+            if len(carry) > max_line_bytes:
+                head, skipped, carry = carry[:_HEAD_BYTES], len(carry), b""
             continue
         start = 0
         if carry:
             start = piece.find(b"\n") + 1
             joined = carry + piece[:start]
+            if len(joined) > max_line_bytes:
+                joined = overlong_line(len(joined) - 1, joined[:_HEAD_BYTES])
             spans.append((joined, 0, len(joined)))
             size += len(joined)
         if cut > start:
@@ -140,10 +163,31 @@ def iter_line_chunks(
         if size + len(carry) >= target:  # the carry: a line cut by the piece's end
             yield LineChunk(source, index, tuple(spans))
             target, size, index, spans = next(targets), 0, index + 1, []
+    if skipped >= 0:
+        carry = overlong_line(skipped, head)
     if carry:
         spans.append((carry, 0, len(carry)))
     if spans or index == 0:
         yield LineChunk(source, index, tuple(spans) or ((b"", 0, 0),))
+
+
+#: Starts the line that stands for a line too long to hold.
+OVERLONG_MARK = b"\x00accoil:overlong-line:"
+_HEAD_BYTES = 1024
+
+
+def overlong_line(length: int, head: bytes) -> bytes:
+    """The marker line for a line of ``length`` bytes that was not held: its size and its
+    first bytes (a newline ends it)."""
+    return OVERLONG_MARK + str(length).encode() + b":" + head.replace(b"\n", b" ") + b"\n"
+
+
+def parse_overlong(line: bytes) -> tuple[int, bytes] | None:
+    """(length, first bytes) of a marker line; ``None`` for any other line."""
+    if not line.startswith(OVERLONG_MARK):
+        return None
+    length, _, head = line[len(OVERLONG_MARK) :].partition(b":")
+    return int(length), head
 
 
 def first_keys(data: bytes, lines: int = 20) -> list[str]:

@@ -27,7 +27,7 @@ from .._buffers import is_utf8
 from .._json import SEPARATOR, Getters, cells, line_decoder
 from ..config import DEFAULT_DECODE_BYTES, JSON_COLUMNS
 from ..errors import InputError
-from ._lines import UTF8_BOM, Span
+from ._lines import UTF8_BOM, Span, parse_overlong
 from ._schema import canonical_name
 
 
@@ -226,7 +226,7 @@ def _decode_whole(decoder: msgspec.json.Decoder, piece: memoryview, n_lines: int
     """All rows of a piece whose every line is one JSON object in UTF-8, else None."""
     try:
         rows = decoder.decode_lines(piece)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # a bad line: find it line by line
         return None
     if len(rows) != n_lines or not is_utf8(piece):  # blank or doubled lines; bad bytes
         return None
@@ -245,6 +245,12 @@ def _decode_line_by_line(
     for number, line in enumerate(piece.split(b"\n"), start=first):
         if not line.strip():
             continue
+        overlong = parse_overlong(line)
+        if overlong is not None:
+            length, head = overlong
+            reason = f"a line of {length:,} bytes, longer than max_line_bytes: skipped"
+            out.bad.append((number, reason, _line_text(head)))
+            continue
         try:
             line.decode("utf-8")
             row = decoder.decode(line)
@@ -259,6 +265,10 @@ def _decode_line_by_line(
             continue
         except msgspec.DecodeError as exc:
             out.bad.append((number, f"not valid JSON ({exc})", _line_text(line)))
+            continue
+        except RecursionError:
+            reason = "JSON nested too deeply to decode (over about a thousand levels)"
+            out.bad.append((number, reason, _line_text(line)))
             continue
         good.append(row)
         numbers.append(number)
@@ -322,6 +332,10 @@ def _to_frame(
     return frame if bad is None else pl.concat([frame, bad], how="diagonal").sort("_line")
 
 
+#: Added by :meth:`DecodedLines.to_frame` with ``scalar_keys``: whether the row has one.
+PRESENT_COLUMN = "_scalar_key_present"
+
+
 def _typed_values(
     cells_: pl.DataFrame, string_keys: list[str], scalar_keys: list[str]
 ) -> pl.DataFrame:
@@ -345,8 +359,15 @@ def _typed_values(
         reason = pl.lit(f"{key}: expected a string, got ") + cell.str.slice(0, 60)
         reasons.append(pl.when(wrong).then(reason))
     reason = pl.coalesce(reasons) if reasons else pl.lit(None, pl.String)
-    typed = cells_.with_columns(*values, reason.alias("_malformed")).select(
-        *scalar_keys, "_malformed"
+    # Whether a row has one of the scalar keys at all (absent and null differ here only).
+    present = [
+        pl.any_horizontal(pl.col(key).str.len_bytes() > 0 for key in scalar_keys).alias(
+            PRESENT_COLUMN
+        )
+        for _ in scalar_keys[:1]
+    ]
+    typed = cells_.with_columns(*values, reason.alias("_malformed"), *present).select(
+        *scalar_keys, "_malformed", *(e.meta.output_name() for e in present)
     )
     return _unescape_strings(typed, scalar_keys) if scalar_keys else typed
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from ..config import ReadOptions
-from ._lines import UTF8_BOM, iter_line_chunks
+from ._lines import UTF8_BOM, iter_line_chunks, parse_overlong
 from ._sources import RawInput, Source, iter_raw_inputs
 
 
@@ -55,7 +55,13 @@ def _lines(raw: RawInput, numbers: set[int], options: ReadOptions) -> dict[tuple
     out: dict[tuple[str, int], bytes] = {}
     last = max(numbers)
     number = 0
-    for chunk in iter_line_chunks(raw, options.piece_bytes, read_bytes=options.read_bytes):
+    chunks = iter_line_chunks(
+        raw,
+        options.piece_bytes,
+        read_bytes=options.read_bytes,
+        max_line_bytes=options.max_line_bytes,
+    )
+    for chunk in chunks:
         for buffer, start, end in chunk.spans:
             if start == end:
                 continue
@@ -64,7 +70,7 @@ def _lines(raw: RawInput, numbers: set[int], options: ReadOptions) -> dict[tuple
                 lines.pop()
             for line in lines:
                 number += 1
-                if number in numbers:
+                if number in numbers and parse_overlong(line) is None:  # too long to hold
                     text = line.removesuffix(b"\r")
                     out[raw.name, number] = text.removeprefix(UTF8_BOM) if number == 1 else text
             if number >= last:

@@ -110,6 +110,8 @@ def _iter_file(path: Path, options: ReadOptions) -> Iterator[RawInput]:
     name = str(path)
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if not head:
+        raise InputError(name, "the file is empty (0 bytes); expected Amplitude events")
     if head in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
         yield from _iter_zip(path)
     elif head.startswith(GZIP_MAGIC) and _gzip_wraps_zip(path, name):

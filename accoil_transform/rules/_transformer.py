@@ -143,6 +143,7 @@ class Transformer:
     _named: pl.DataFrame | None = field(default=None, repr=False)
     _primaries: pl.DataFrame | None = field(default=None, repr=False)
     _quarantine: list[pl.DataFrame] = field(default_factory=list, repr=False)
+    _event_types: set[str] = field(default_factory=set, repr=False)
 
     def feed(self, canonical: pl.DataFrame) -> pl.DataFrame:
         """Apply the rules to one batch and return its track records (TRACKS_SCHEMA).
@@ -163,6 +164,8 @@ class Transformer:
             seen = self._seen_before(frame["dedup_key"])
             duplicate = key.is_not_null() & (seen | ~key.is_first_distinct())
         frame = frame.with_columns(_reason=place(cfg, duplicate=duplicate))
+        if cfg.include_events or cfg.exclude_events:
+            self._event_types.update(frame["event_type"].drop_nulls().unique().to_list())
         self._remember_keys(frame)
         self._account(frame)
 
@@ -305,6 +308,11 @@ class Transformer:
         if self._primaries is not None:
             primaries = pl.concat([self._primaries, primaries]).unique()
         self._primaries = compacted(primaries)
+
+    def unmatched_event_types(self) -> list[str]:
+        """Names in the include and exclude lists that no row had, so far."""
+        listed = (*self.config.include_events, *self.config.exclude_events)
+        return [name for name in listed if name not in self._event_types]
 
     def group_knowledge(self) -> pl.DataFrame:
         """What the rows fed so far tell about groups, for engines that split the input

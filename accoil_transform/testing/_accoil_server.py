@@ -38,6 +38,8 @@ BAD_AUTH_MESSAGE = "API Key should start with 'Basic' and be followed by a space
 
 #: Fault names accepted by :meth:`FaultPlan.script` besides plain statuses.
 DROP = "drop"
+#: Accept the call, answer ``202`` with its headers, then close before the body.
+CUT_AFTER_STATUS = "cut-after-status"
 
 
 # --------------------------------------------------------------------------- contracts
@@ -140,14 +142,16 @@ class Fault:
 
     status: int | None = None
     retry_after: str | None = None
+    cut: bool = False
+    """Accept the call, then break the connection after the status line and headers."""
 
     @property
     def drop(self) -> bool:
-        return self.status is None
+        return self.status is None and not self.cut
 
     @property
     def name(self) -> str:
-        return DROP if self.drop else str(self.status)
+        return CUT_AFTER_STATUS if self.cut else DROP if self.drop else str(self.status)
 
 
 @dataclass
@@ -179,8 +183,12 @@ class FaultPlan:
         self._rng = random.Random(self.seed)
 
     def script(self, fault: int | str, count: int = 1, *, retry_after: str | None = None) -> None:
-        """Make the next ``count`` requests fail with ``fault`` (a status, or ``"drop"``)."""
-        item = Fault(None) if fault == DROP else Fault(int(fault), retry_after)
+        """Make the next ``count`` requests fail with ``fault``: a status, ``"drop"``, or
+        ``"cut-after-status"`` (the call is accepted, then the connection breaks)."""
+        if fault == CUT_AFTER_STATUS:
+            item = Fault(cut=True)
+        else:
+            item = Fault(None) if fault == DROP else Fault(int(fault), retry_after)
         with self._lock:
             self._script.extend([item] * count)
 
@@ -251,6 +259,7 @@ class _Reply:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
     delay: float = 0.0
+    cut: bool = False
 
 
 def _json_reply(status: int, message: str, **kwargs: Any) -> _Reply:
@@ -434,6 +443,11 @@ class LocalAccoil:
                 if reply.status is None:  # injected drop
                     writer.transport.abort()
                     return
+                if reply.cut:  # the status line and headers, then the connection breaks
+                    writer.write(_encode(reply, close)[: -len(reply.body)])
+                    await writer.drain()
+                    writer.transport.abort()
+                    return
                 writer.write(_encode(reply, close))
                 await writer.drain()
                 if close:
@@ -478,6 +492,9 @@ class LocalAccoil:
         fault_name: str | None = None
         if len(raw) > self.faults.max_body_bytes:
             status, message = 413, "Payload too large"
+        elif fault is not None and fault.cut:  # a real answer, whose body never comes
+            status, message = self._check_call(path, headers, body, body_key)
+            fault_name = fault.name
         elif fault is not None:
             status, message, fault_name = fault.status or 500, "injected fault", fault.name
             extra = (("Retry-After", fault.retry_after),) if fault.retry_after else ()
@@ -490,6 +507,8 @@ class LocalAccoil:
             kind = body["type"] if route.fmt == "segment" else route.kind
             call = AcceptedCall(0, route.fmt, kind, path, body, mono, wall)
         self._record(path, status, fault_name, body, mono, wall, call)
+        if fault is not None and fault.cut:
+            return _Reply(status, b'{"message": "accepted"}', delay=delay, cut=True)
         if status == 202:
             return _Reply(202, delay=delay)
         return _json_reply(status, message, headers=extra, delay=delay)

@@ -130,7 +130,10 @@ def test_window_max_range_is_365_days_inclusive() -> None:
 def test_region_hosts_without_network() -> None:
     assert export_url("us") == US_EXPORT_URL == "https://amplitude.com/api/2/export"
     assert export_url("EU") == EU_EXPORT_URL == "https://analytics.eu.amplitude.com/api/2/export"
-    assert export_url("eu", "http://127.0.0.1:9/x/") == "http://127.0.0.1:9/x"
+    # a base URL is a host (the client adds the path), or the whole endpoint
+    assert export_url("eu", "http://127.0.0.1:9/x/") == "http://127.0.0.1:9/x/api/2/export"
+    assert export_url("us", "http://h:9") == "http://h:9/api/2/export"
+    assert export_url("us", "http://h:9/api/2/export/") == "http://h:9/api/2/export"
     assert AmplitudeExportClient("a", "b", region="eu").url == EU_EXPORT_URL
     assert AmplitudeExportClient("a", "b").url == US_EXPORT_URL
     with pytest.raises(ValueError, match="region"):

@@ -1,6 +1,6 @@
 """``accoil-transform run`` end to end on a generated, realistic Export API zip.
 
-Expected calls come from the plain-Python reference (``tests/reference.py``), fed the
+Expected calls come from the plain-Python reference (``tests/rules/reference.py``), fed the
 same lines in the order the zip's members are read: (date, hour, n).
 """
 

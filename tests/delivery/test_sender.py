@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.server
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +16,8 @@ import pytest
 
 from accoil_transform.calls import AuthScheme, CallBatch, get_format
 from accoil_transform.delivery import (
-    AccoilClient,
     AuthenticationError,
+    DeliveryError,
     DeliveryOptions,
     DeliveryReport,
     FlowControl,
@@ -242,7 +247,7 @@ def test_max_rate_spaces_requests(accoil_server: LocalAccoil) -> None:
 
 def test_backpressure_reads_batches_lazily(accoil_server: LocalAccoil) -> None:
     calls = workload(users=50, tracks=3000)
-    window, batch_size = 16, 25
+    concurrency, batch_size = 4, 25
     gaps: list[int] = []
 
     def watched() -> Iterator[CallBatch]:
@@ -256,34 +261,37 @@ def test_backpressure_reads_batches_lazily(accoil_server: LocalAccoil) -> None:
         watched(),
         api_key=KEY,
         auth=AuthScheme.RAW_BASIC,
-        options=DeliveryOptions(concurrency=4, window=window),
+        options=DeliveryOptions(concurrency=concurrency),
     )
     assert report.total.sent == len(calls)
-    assert max(gaps) <= window  # never more than `window` calls ahead of the server
+    # never more calls ahead of the server than the slots, the batch being started and
+    # the one read ahead
+    assert max(gaps) <= concurrency + 2 * batch_size
     assert len(gaps) == 2 + 3000 // batch_size  # every batch was read, one at a time
 
 
 def test_flow_control_cuts_on_429_and_recovers() -> None:
-    now = [0.0]
-    flow = FlowControl(8, clock=lambda: now[0])
-    for _ in range(8):
-        assert flow.acquire()
-    flow.release(throttled=True, pause=2.0)
-    assert (flow.window, flow.resume_at) == (4.0, 2.0)
-    flow.release(throttled=True)  # same round trip: no second cut
-    assert flow.window == 4.0
-    for _ in range(6):
-        flow.release()  # neither success nor 429: no change
-    assert flow.window == 4.0
-    now[0] = 2.0  # the pause is over
-    for _ in range(4):
-        assert flow.acquire()
-    for _ in range(40):  # additive increase: +1/window per success
-        flow.release(ok=True)
-        assert flow.acquire()
-    assert flow.window == 8.0
-    flow.close()
-    assert not flow.acquire()
+    async def scenario() -> None:
+        now = [0.0]
+        flow = FlowControl(8, clock=lambda: now[0])
+        for _ in range(8):
+            await flow.acquire()
+        flow.release(throttled=True, pause=2.0)
+        assert (flow.window, flow.resume_at) == (4.0, 2.0)
+        flow.release(throttled=True)  # same round trip: no second cut
+        assert flow.window == 4.0
+        for _ in range(6):
+            flow.release()  # neither success nor 429: no change
+        assert flow.window == 4.0
+        now[0] = 2.0  # the pause is over
+        for _ in range(4):
+            await asyncio.wait_for(flow.acquire(), 1)
+        for _ in range(40):  # additive increase: +1/window per success
+            flow.release(ok=True)
+            await asyncio.wait_for(flow.acquire(), 1)
+        assert flow.window == 8.0
+
+    asyncio.run(scenario())
 
 
 def test_options_are_validated() -> None:
@@ -291,11 +299,12 @@ def test_options_are_validated() -> None:
         {"concurrency": 0},
         {"max_rate": 0},
         {"auth_failure_threshold": 0},
-        {"concurrency": 8, "window": 4},
+        {"max_body_bytes": 0},
+        {"circuit_seconds": 0},
     ):
         with pytest.raises(ValueError):
             DeliveryOptions(**bad)
-    with pytest.raises(ValueError, match="API key is required"):
+    with pytest.raises(ValueError, match="API key is empty"):
         send([], api_key="", auth=AuthScheme.RAW_BASIC)
 
 
@@ -305,13 +314,34 @@ def test_empty_input() -> None:
     assert report.to_dict()["calls"] == {}
 
 
-def test_tls_verification_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_verification_cannot_be_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server whose certificate no CA signed stops the run: nothing is sent unverified,
+    whatever the environment says."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("CURL_CA_BUNDLE", "")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
-    client = AccoilClient(KEY, AuthScheme.RAW_BASIC)
-    assert client._settings("https://in.accoil.com/v2/track")["verify"] is True
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    client = AccoilClient(KEY, AuthScheme.RAW_BASIC)
-    settings = client._settings("https://in.accoil.com/v2/track")
-    assert settings["verify"] == "/etc/ssl/certs/ca-certificates.crt"
-    assert client._session().verify is True
+    monkeypatch.setenv("PYTHONHTTPSVERIFY", "0")
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(DeliveryError, match="TLS verification failed") as info:
+            send(
+                batches(workload(users=1, tracks=3), url),
+                api_key=KEY,
+                auth=AuthScheme.RAW_BASIC,
+                options=DeliveryOptions(concurrency=2),
+            )
+        assert info.value.report.total.sent == 0
+    finally:
+        server.shutdown()

@@ -27,9 +27,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from accoil_transform import TransformConfig, transform
+from accoil_transform import DeliveryOptions, TransformConfig, transform
 from accoil_transform.calls import FORMATS, build_calls
-from accoil_transform.delivery import DeliveryOptions
 from accoil_transform.integrations.spark import (
     CALLS_ARROW_SCHEMA,
     INSTALL_HINT,
@@ -41,7 +40,6 @@ from accoil_transform.integrations.spark import (
 )
 from accoil_transform.read import empty_canonical, read_events
 from accoil_transform.testing import LocalAccoil
-from accoil_transform.testing._accoil_server import DEFAULT_API_KEY
 from accoil_transform.testing.synthetic import generate_events, write_s3_layout
 
 pytestmark = pytest.mark.spark
@@ -49,6 +47,7 @@ pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_ZIP = REPO / "sample_data" / "amplitude_export_sample.zip"
 PARTITIONS = 4
+API_KEY = "test-key"
 
 Call = tuple[str, str, str | None, str]
 
@@ -357,10 +356,10 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
     calls_df = to_calls(struct_inputs[0], partitions=3)
     want = spark_calls(calls_df)
     ledgers = tmp_path / "ledgers"
-    with LocalAccoil() as server:
+    with LocalAccoil(api_key=API_KEY) as server:
         options = DeliveryOptions(concurrency=4)
         first = send_partitions(
-            calls_df, api_key=DEFAULT_API_KEY, base_url=server.base_url,
+            calls_df, api_key=API_KEY, base_url=server.base_url,
             ledger_dir=ledgers, options=options,
         )  # fmt: skip
         accepted = server.accepted
@@ -379,7 +378,7 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
         assert len(list(ledgers.glob("partition-*.sqlite"))) == 3
 
         again = send_partitions(
-            calls_df, api_key=DEFAULT_API_KEY, base_url=server.base_url,
+            calls_df, api_key=API_KEY, base_url=server.base_url,
             ledger_dir=ledgers, options=options,
         )  # fmt: skip
         assert len(server.accepted) == len(accepted)
@@ -390,8 +389,8 @@ def test_send_partitions_sends_every_call_once_and_a_rerun_nothing(spark, struct
 
 
 def readme_example() -> str:
-    """The PySpark example of the README's "Scaling" section, as written there."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """The PySpark example of docs/scaling.md, as written there."""
+    text = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
     block = text.split("<!-- spark-example -->\n```python\n", 1)[1]
     return block.split("```", 1)[0]
 
@@ -400,11 +399,11 @@ def test_readme_example_runs(spark, sample_dir, tmp_path, monkeypatch, capsys):
     (tmp_path / "exports").mkdir()
     (tmp_path / "exports" / "187520").symlink_to(sample_dir, target_is_directory=True)
     monkeypatch.chdir(tmp_path)
-    with LocalAccoil() as server:
-        monkeypatch.setenv("ACCOIL_API_KEY", DEFAULT_API_KEY)
+    with LocalAccoil(api_key=API_KEY) as server:
+        monkeypatch.setenv("ACCOIL_API_KEY", API_KEY)
         monkeypatch.setenv("ACCOIL_BASE_URL", server.base_url)
         ns: dict[str, Any] = {}
-        exec(compile(readme_example(), "README.md", "exec"), ns)
+        exec(compile(readme_example(), "docs/scaling.md", "exec"), ns)
         ns["calls"].unpersist()
         want = local_calls(SAMPLE_ZIP, TransformConfig(properties=["plan"]), "v2")
         assert len(server.accepted) == ns["report"].total.sent == len(want)

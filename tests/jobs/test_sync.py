@@ -146,3 +146,84 @@ def test_next_window_waits_for_amplitude_to_finish_the_hour():
     window = next_window("20261128T05", now=now)
     assert (window.start_str, window.end_str) == ("20261128T06", "20261128T09")
     assert next_window("20261128T09", now=now) is None
+
+
+def test_a_base_url_is_a_host_the_client_adds_the_path(env, events, monkeypatch):
+    with (
+        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+    ):
+        host = amp.url.removesuffix("/api/2/export")
+        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", host)
+        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
+        assert sync("--start", "20261120T00", "--until", "20261120T00") == 0
+        assert accoil.accepted
+
+
+def test_hours_that_all_answer_404_are_an_error_and_keep_the_state(
+    env, events, monkeypatch, capsys
+):
+    with (
+        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+    ):
+        host = amp.url.removesuffix("/api/2/export")
+        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
+        # The wrong host: every request is a 404, which the Export API also uses for "empty".
+        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", host + "/api/2/export/x")
+        assert sync("--start", "20261120T00", "--until", "20261120T03") == 9
+        assert "every hour answered 404" in capsys.readouterr().err
+        with Ledger(env / "ledger.sqlite") as ledger:
+            assert ledger.get_state(STATE_KEY) is None
+
+    # Data only up to hour 1: the state stops there, and the empty hours are asked again.
+    early = in_hours(events, 0, 1)
+    with (
+        LocalAmplitudeExport(early, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+    ):
+        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
+        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.base_url)
+        assert sync("--start", "20261120T00", "--until", "20261120T03") == 0
+        with Ledger(env / "ledger.sqlite") as ledger:
+            assert ledger.get_state(STATE_KEY) == "20261120T01"
+        assert sync("--until", "20261120T03") == 9
+        assert [(r.start, r.end) for r in amp.requests][-1] == ("20261120T02", "20261120T03")
+
+
+def test_export_errors_never_show_the_amplitude_keys(tmp_path):
+    import base64
+    import http.server
+    import threading
+
+    from accoil_transform.amplitude import AmplitudeExportClient
+    from accoil_transform.errors import ExportError
+
+    basic = base64.b64encode(b"amp-key-123:amp-secret-456").decode()
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"bad request from amp-key-123 / amp-secret-456 / {basic}".encode()
+            self.send_response(418)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with (
+            AmplitudeExportClient("amp-key-123", "amp-secret-456", base_url=url) as client,
+            pytest.raises(ExportError) as info,
+        ):
+            client.export_range("20261120T00", "20261120T00", tmp_path)
+    finally:
+        server.shutdown()
+    message = str(info.value)
+    assert "418" in message and "***" in message
+    for secret in ("amp-key-123", "amp-secret-456", basic, basic.rstrip("=")):
+        assert secret not in message and secret not in repr(client)

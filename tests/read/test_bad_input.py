@@ -18,6 +18,7 @@ import pytest
 
 import accoil_transform as at
 from accoil_transform.cli import main as cli_main
+from tests.read.helpers import read_all
 
 PROJ = "203138"
 MEMBER_9 = f"{PROJ}/{PROJ}_2025-07-01_9#627.json.gz"
@@ -27,10 +28,6 @@ MEMBER_10 = f"{PROJ}/{PROJ}_2025-07-01_10#70.json.gz"
 @pytest.fixture(autouse=True)
 def _in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-
-
-def read_all(inputs: Any, config: at.TransformConfig | None = None) -> pl.DataFrame:
-    return pl.concat(list(at.read_events(inputs, config)))
 
 
 def input_error(inputs: Any, config: at.TransformConfig | None = None) -> at.InputError:
@@ -499,3 +496,86 @@ def test_cli_strict(tmp_path: Path, make_event, write_lines) -> None:
     assert proc.returncode == 3, proc.stderr
     assert f"{path}, line 2" in proc.stderr
     assert not (tmp_path / "c.ndjson").exists()
+
+
+# --------------------------------------------------------------------------- nothing done is an error
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCOIL_", "AMPLITUDE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "accoil_transform", "run", *args],
+        capture_output=True, text=True, timeout=180, cwd=cwd, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["empty.zip", "empty.json.gz", "empty.jsonl"])
+def test_an_empty_file_is_an_error(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"")
+    done = _cli(name, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert f"{name}: the file is empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_file_whose_every_line_is_malformed_is_an_error(tmp_path: Path) -> None:
+    lines = ['{"event_type": "E", "user_id": "u"}', "not json", '{"event_time": "2025-07-01"}']
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    done = _cli("bad.jsonl", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "every row (3) is malformed" in done.stderr and "line 1" in done.stderr
+
+
+def test_a_user_id_column_no_row_has_is_an_error(tmp_path: Path) -> None:
+    line = '{"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": "u"}\n'
+    (tmp_path / "e.jsonl").write_text(line * 3)
+    done = _cli("e.jsonl", "--user-id", "account_owner", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    assert "no row has the column 'account_owner'" in done.stderr
+    anonymous = '{"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": null}\n'
+    (tmp_path / "anon.jsonl").write_text(line + anonymous)
+    assert _cli("anon.jsonl", cwd=tmp_path).returncode == 0  # a null is a value: no_user_id
+
+
+def test_a_filter_that_matches_nothing_is_a_warning(tmp_path: Path) -> None:
+    line = '{"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": "u"}\n'
+    (tmp_path / "e.jsonl").write_text(line)
+    done = _cli("e.jsonl", "--exclude-event", "Typo Event", "--report", "r.json", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "warning: event type 'Typo Event'" in done.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["warnings"]
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def test_deeply_nested_json_is_quarantined_and_the_run_goes_on(tmp_path: Path) -> None:
+    deep = "[" * 1000 + "]" * 1000
+    good = '{"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": "u"}'
+    bad = good[:-1] + f', "event_properties": {{"deep": {deep}}}}}'
+    (tmp_path / "e.jsonl").write_text(good + "\n" + bad + "\n")
+    done = _cli("e.jsonl", "--property", "deep", "--report", "r.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["kept"] == 1 and report["dropped"]["malformed"] == 1
+    (row,) = [json.loads(x) for x in (tmp_path / "accoil-dry-run.quarantine.ndjson").open()]
+    assert "nested too deeply" in row["reason"] and row["raw"] == bad
+
+
+def test_a_line_with_no_newline_is_capped_not_held(tmp_path: Path) -> None:
+    good = b'{"event_type": "E", "event_time": "2025-07-01 00:00:00", "user_id": "u"}\n'
+    path = tmp_path / "zeros.zip"
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        zf.open("1/1_2025-07-01_0#1.json", "w", force_zip64=True) as member,
+    ):
+        member.write(good)
+        for _ in range(40):
+            member.write(b"0" * (1 << 20))
+        member.write(b"\n" + good)
+    options = at.ReadOptions(read_bytes=1 << 20, max_line_bytes=4 << 20)
+    frame = pl.concat(list(at.read_events(path, options=options)))
+    assert frame["_malformed"].is_null().sum() == 2
+    (reason,) = frame["_malformed"].drop_nulls().to_list()
+    assert "a line of 41,943,040 bytes, longer than max_line_bytes" in reason
+    (raw,) = frame["_raw"].drop_nulls().to_list()
+    assert set(raw) == {"0"} and len(raw) == 1024  # its start

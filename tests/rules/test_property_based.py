@@ -1,7 +1,7 @@
 """Property-based tests: the vectorised transform agrees with the plain-Python reference.
 
 Events are generated export-shaped, written as NDJSON files, read with
-``at.read_events`` and transformed; ``tests/reference.py`` computes what SPEC §2–5 says
+``at.read_events`` and transformed; ``tests/rules/reference.py`` computes what SPEC §2–5 says
 the result must be. Each test focuses on one area, so that a bug in one area does not
 hide the others; the last one mixes everything.
 """
@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 
 import accoil_transform as at
@@ -27,7 +28,8 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 #: For the known-bug tests: stop at the first failure without shrinking (shrinking several
-#: distinct failures takes minutes; test_transform_rules.py holds the minimal examples).
+#: distinct failures takes minutes; the other modules of tests/rules hold the minimal
+#: examples).
 BUG_SETTINGS = {
     **SETTINGS,
     "max_examples": 100,
@@ -364,6 +366,22 @@ def input_files(draw: st.DrawFn, **event_kw: Any) -> list[list[dict[str, Any] | 
 # --------------------------------------------------------------------------- harness
 
 
+def _user_id_column_anywhere(files: list[list[dict[str, Any] | str]], config: Any) -> bool:
+    """Whether some parseable line has the top-level user id column (any letter case)."""
+    column = config.user_id_column
+    if column is None:
+        return True
+    for lines in files:
+        for line in lines:
+            try:
+                obj = json.loads(line) if isinstance(line, str) else line
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and any(k.lower() == column.lower() for k in obj):
+                return True
+    return False
+
+
 def run_both(
     files: list[list[dict[str, Any] | str]], cfg: dict[str, Any], *, ascii_json: bool = True
 ) -> tuple[at.TransformResult, Any]:
@@ -379,6 +397,11 @@ def run_both(
                     fh.write(text + "\n")
             paths.append(path)
         config = at.TransformConfig(**cfg)
+        if not _user_id_column_anywhere(files, config):
+            # A column that no row has is a wrong --user-id, not a file of anonymous events.
+            with pytest.raises(at.InputError, match="no row has the column"):
+                list(at.read_events(paths, config))
+            reject()  # checked: the error is the result; nothing to compare
         result = at.transform(list(at.read_events(paths, config)), config)
     ref = reference_transform([line for lines in files for line in lines], **cfg)
     return result, ref

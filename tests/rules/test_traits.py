@@ -10,16 +10,11 @@ from typing import Any
 import pytest
 
 import accoil_transform as at
-from tests.rules.test_rules import ev, group_records, identifies, run
+from tests.rules.helpers import calls, ev, group_records, identifies, run
 
 
 def account(gid: str, **traits: Any) -> dict[str, Any]:
     return {"groups": {"Account": [gid]}, "group_properties": {"Account": {gid: traits}}}
-
-
-def calls(res: at.TransformResult, fmt: str) -> list[dict[str, Any]]:
-    frame = at.build_calls(res.tracks, res.identifies, res.groups, fmt)
-    return [{**r, "body": json.loads(r["body"])} for r in frame.iter_rows(named=True)]
 
 
 def test_a_user_known_only_from_identify_rows_gets_an_identify(tmp_path: Path) -> None:
