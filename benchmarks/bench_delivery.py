@@ -1,24 +1,32 @@
-"""Delivery throughput, client CPU and memory against the local Accoil stand-in.
+"""Delivery: HTTP clients side by side, the product end to end, and memory, on this machine.
 
-The server runs in its own process (``accoil_transform.cli.serve_local``), so client and
-server do not share a GIL. Scenarios:
+The Accoil stand-in (``accoil-transform serve-local``) runs in its own process with a
+fixed ``--latency-ms`` per response, so client and server do not share a GIL (they do
+share the machine's cores). Every scenario posts small v2 track calls and checks that the
+server accepted each one.
 
-1. ``--latency-ms`` (20) per response, ``--concurrency`` (32): calls/s against the
-   ideal ``concurrency / latency``; the target is >= 70 % of it.
-2. 0 ms latency: the engine against plain urllib3 loops on the same server.
-3. Memory: ``--memory-calls`` (1M) small calls, RSS sampled as they go; it must stay
-   flat (the batch iterator is read lazily and the ledger is on disk).
+1. Clients: ``requests`` (a Session per thread), ``urllib3`` (one PoolManager, threads),
+   a bare ``aiohttp`` loop (a semaphore, no retries or ledger) and the product's
+   ``send()`` (retries, ledger, dead letter, rate limit, circuit breaker all on), each at
+   concurrency 32/128/256 and latency 0/20 ms: calls/s, the share of the latency bound
+   (concurrency / latency) and the client's CPU microseconds per call.
+2. Export: the CLI as a whole process, ``accoil-transform run`` on a B2B-shaped export of
+   ``--export-events`` events from 50 users, at 20 ms and ``--concurrency 128``: delivery
+   calls/s from the run's report, and the process's wall time.
+3. Memory: ``--memory-calls`` calls through ``send()``, RSS sampled as they go.
 
-    python benchmarks/bench_delivery.py                 # 20,000 calls a scenario, 1M memory run
-    python benchmarks/bench_delivery.py --calls 2000 --memory-calls 20000   # quick look
+    python benchmarks/bench_delivery.py                        # the table in benchmarks/README.md
+    python benchmarks/bench_delivery.py --calls 3000 --memory-calls 0 --export-events 5000
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import json
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import orjson
 import psutil
 import requests
@@ -38,7 +47,10 @@ import accoil_transform as at
 from accoil_transform.calls import AuthScheme, CallBatch
 
 KEY = "bench-key"
+HEADERS = {"Authorization": f"Basic {KEY}", "Content-Type": "application/json"}
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+CONCURRENCIES = (32, 128, 256)
+LATENCIES_MS = (0.0, 20.0)
 
 
 @contextmanager
@@ -64,142 +76,220 @@ def accepted(base_url: str) -> int:
     return int(requests.get(base_url + "/_stats", timeout=10).json()["accepted"])
 
 
-def calls(n: int, users: int = 10_000) -> Iterator[tuple[str, bytes]]:
-    """``n`` small v2 track calls: (user id, body)."""
-    for i in range(n):
+def bodies(n: int, first: int = 0, users: int = 50) -> list[bytes]:
+    """``n`` small v2 track bodies from ``users`` users."""
+    out = []
+    for i in range(first, first + n):
         ts = (EPOCH + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
-        user = f"u{i % users}"
-        yield user, orjson.dumps({"userId": user, "event": "Bench_Event", "timestamp": ts})
+        out.append(orjson.dumps({"userId": f"u{i % users}", "event": "Bench", "timestamp": ts}))
+    return out
 
 
-def bodies(n: int) -> Iterator[bytes]:
-    return (body for _, body in calls(n))
+def batches(
+    url: str, data: list[bytes], first: int = 0, batch_size: int = 500
+) -> Iterator[CallBatch]:
+    """The calls as ``send`` takes them, numbered from ``first``."""
+    for start in range(0, len(data), batch_size):
+        chunk = data[start : start + batch_size]
+        ids = [f"c{first + start + i}" for i in range(len(chunk))]
+        yield CallBatch("track", url, ids, chunk, [None] * len(chunk))
 
 
-def track_batches(base_url: str, n: int, batch_size: int = 500) -> Iterator[CallBatch]:
-    """The calls as ``send`` takes them, made lazily as ``run`` makes them."""
-    url = base_url + "/v2/track"
-    ids: list[str] = []
-    chunk: list[bytes] = []
-    users: list[str | None] = []
-    for i, (user, body) in enumerate(calls(n)):
-        ids.append(f"c{i}")
-        chunk.append(body)
-        users.append(user)
-        if len(chunk) == batch_size:
-            yield CallBatch("track", url, ids, chunk, users)
-            ids, chunk, users = [], [], []
-    if chunk:
-        yield CallBatch("track", url, ids, chunk, users)
+# --------------------------------------------------------------------------- clients
+
+
+def via_send(url: str, data: list[bytes], concurrency: int, ledger: Path) -> None:
+    ledger.unlink(missing_ok=True)
+    report = at.send(
+        batches(url, data),
+        api_key=KEY,
+        auth=AuthScheme.RAW_BASIC,
+        options=at.DeliveryOptions(concurrency=concurrency, ledger_path=ledger),
+        total=len(data),
+    )
+    assert report.total.sent == len(data), report.to_dict()
+
+
+def via_aiohttp(url: str, data: list[bytes], concurrency: int, ledger: Path) -> None:
+    """The floor of an asyncio client: one session, a semaphore, nothing else."""
+
+    async def main() -> None:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+        ) as session:
+            it = iter(data)
+
+            async def worker() -> None:
+                for body in it:
+                    async with session.post(url, data=body, headers=HEADERS) as resp:
+                        await resp.read()
+                        assert resp.status == 202, resp.status
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(main())
+
+
+def _threads(data: list[bytes], concurrency: int, post: Callable[[bytes], int]) -> None:
+    lock = threading.Lock()
+    it = iter(data)
+
+    def work() -> None:
+        while True:
+            with lock:
+                body = next(it, None)
+            if body is None:
+                return
+            status = post(body)
+            assert status == 202, status
+
+    pool = [threading.Thread(target=work) for _ in range(concurrency)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def via_urllib3(url: str, data: list[bytes], concurrency: int, ledger: Path) -> None:
+    http = urllib3.PoolManager(maxsize=concurrency, retries=False)
+    _threads(data, concurrency, lambda b: http.request("POST", url, body=b, headers=HEADERS).status)
+
+
+def via_requests(url: str, data: list[bytes], concurrency: int, ledger: Path) -> None:
+    local = threading.local()
+
+    def post(body: bytes) -> int:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return int(local.session.post(url, data=body, headers=HEADERS, timeout=30).status_code)
+
+    _threads(data, concurrency, post)
+
+
+CLIENTS: dict[str, Callable[[str, list[bytes], int, Path], None]] = {
+    "requests": via_requests,
+    "urllib3": via_urllib3,
+    "aiohttp loop": via_aiohttp,
+    "send()": via_send,
+}
 
 
 @dataclass
 class Result:
-    name: str
+    client: str
+    latency_ms: float
+    concurrency: int
     calls: int
     seconds: float
     cpu: float
-    ideal: float | None = None
 
     @property
     def rate(self) -> float:
         return self.calls / self.seconds
 
-    def row(self) -> str:
-        ratio = f"{self.rate / self.ideal:6.1%}" if self.ideal else "     -"
-        return (
-            f"{self.name:<44} {self.calls:>9,} {self.rate:>9,.0f} {ratio:>7} "
-            f"{self.cpu / self.calls * 1e6:>9,.0f} {peak_rss_mb():>8,.0f}"
-        )
+    @property
+    def bound(self) -> float | None:
+        return self.concurrency / (self.latency_ms / 1000) if self.latency_ms else None
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu / self.calls * 1e6
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def measure(name: str, n: int, fn: Callable[[], None], ideal: float | None = None) -> Result:
+def measure(
+    client: str, latency_ms: float, concurrency: int, url: str, n: int, tmp: Path
+) -> Result:
+    data = bodies(n)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    fn()
-    return Result(name, n, time.perf_counter() - t0, time.process_time() - cpu0, ideal)
+    CLIENTS[client](url + "/v2/track", data, concurrency, tmp / "ledger.sqlite")
+    return Result(
+        client, latency_ms, concurrency, n, time.perf_counter() - t0, time.process_time() - cpu0
+    )
 
 
-def engine(base_url: str, n: int, concurrency: int, ledger: Path | None) -> Callable[[], None]:
-    def run() -> None:
-        opts = at.DeliveryOptions(concurrency=concurrency, ledger_path=ledger)
-        report = at.send(
-            track_batches(base_url, n),
-            api_key=KEY,
-            auth=AuthScheme.RAW_BASIC,
-            options=opts,
-            total=n,
-        )
-        assert report.total.sent == n, report.to_dict()
-
-    return run
-
-
-def urllib3_loop(base_url: str, n: int, threads: int) -> Callable[[], None]:
-    """The bare minimum: pre-built bodies, one pool, no retries, no ledger."""
-    url = base_url + "/v2/track"
-    headers = {"Authorization": f"Basic {KEY}", "Content-Type": "application/json"}
-    data = list(bodies(n))
-
-    def run() -> None:
-        http = urllib3.PoolManager(maxsize=threads, retries=False)
-        lock = threading.Lock()
-        it = iter(data)
-
-        def work() -> None:
-            while True:
-                with lock:
-                    body = next(it, None)
-                if body is None:
-                    return
-                status = http.request("POST", url, body=body, headers=headers).status
-                assert status == 202, status
-
-        pool = [threading.Thread(target=work) for _ in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-
-    return run
-
-
-def throughput(args: argparse.Namespace, tmp: Path) -> list[Result]:
+def clients(args: argparse.Namespace, tmp: Path) -> list[Result]:
+    """Every client at every latency and concurrency; the median of ``--repeat`` runs each."""
     results = []
-    ideal = args.concurrency / (args.latency_ms / 1000)
-    with server(args.latency_ms) as url:
-        for ledger in (tmp / "a.sqlite", None):
-            name = f"send() {args.latency_ms:g} ms, c={args.concurrency}, ledger {'on' if ledger else 'off'}"
-            results.append(
-                measure(name, args.calls, engine(url, args.calls, args.concurrency, ledger), ideal)
-            )
-        name = f"urllib3 loop {args.latency_ms:g} ms, {args.concurrency} threads"
-        results.append(
-            measure(name, args.calls, urllib3_loop(url, args.calls, args.concurrency), ideal)
-        )
-        assert accepted(url) == 3 * args.calls
-    with server(0) as url:
-        n = args.calls
-        results.append(
-            measure(
-                f"send() 0 ms, c={args.concurrency}, ledger on",
-                n,
-                engine(url, n, args.concurrency, tmp / "b.sqlite"),
-            )
-        )
-        results.append(
-            measure(
-                f"urllib3 loop 0 ms, {args.concurrency} threads",
-                n,
-                urllib3_loop(url, n, args.concurrency),
-            )
-        )
-        results.append(measure("urllib3 loop 0 ms, 1 thread", n, urllib3_loop(url, n, 1)))
-        assert accepted(url) == 3 * n
+    for latency in LATENCIES_MS:
+        with server(latency) as url:
+            sent = 0
+            for concurrency in CONCURRENCIES:
+                for client in args.clients:
+                    runs = [
+                        measure(client, latency, concurrency, url, args.calls, tmp)
+                        for _ in range(args.repeat)
+                    ]
+                    sent += args.calls * args.repeat
+                    best = sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+                    best.cpu = statistics.median(r.cpu for r in runs)
+                    results.append(best)
+                    print(row(best), flush=True)
+            assert accepted(url) == sent, "the server did not accept every call"
     return results
+
+
+def row(r: Result) -> str:
+    share = f"{r.rate / r.bound:6.0%}" if r.bound else "     -"
+    return (
+        f"| {r.client:<13} | {r.latency_ms:>5g} | {r.concurrency:>4} | {r.rate:>8,.0f} "
+        f"| {share:>6} | {r.cpu_us:>7,.0f} |"
+    )
+
+
+HEADER = (
+    "| client        | ms    | c    | calls/s  | bound  | CPU µs/call |\n"
+    "|---------------|-------|------|----------|--------|---------|"
+)
+
+
+# --------------------------------------------------------------------------- whole CLI
+
+
+def export_run(args: argparse.Namespace, tmp: Path) -> None:
+    """``accoil-transform run`` on a 50-user export, as a user starts it."""
+    from accoil_transform.testing.synthetic import generate_events, write_export_zip
+
+    export = tmp / "export.zip"
+    write_export_zip(export, generate_events(args.export_events, seed=3, users=50, accounts=10))
+    latency, concurrency = 20.0, 128
+    bound = concurrency / (latency / 1000)
+    print(
+        f"\nexport: {args.export_events:,} events, 50 users, {latency:g} ms, "
+        f"--concurrency {concurrency}, bound {bound:,.0f} calls/s"
+    )
+    print("| run | calls | delivery s | calls/s | bound | process s |")
+    print("|-----|-------|------------|---------|-------|-----------|")
+    rates = []
+    with server(latency) as url:
+        for n in range(args.repeat):
+            report = tmp / f"report{n}.json"
+            env = {**os.environ, "ACCOIL_API_KEY": KEY}
+            t0 = time.perf_counter()
+            subprocess.run(
+                [
+                    *(str(Path(sys.executable).with_name("accoil-transform")), "run", str(export)),
+                    *("--base-url", url, "--concurrency", str(concurrency)),
+                    *("--ledger", str(tmp / f"ledger{n}.sqlite"), "--report", str(report)),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            wall = time.perf_counter() - t0
+            delivery = json.loads(report.read_text())["delivery"]
+            calls, seconds = delivery["total"]["sent"], delivery["duration_s"]
+            rates.append(calls / seconds)
+            print(
+                f"| {n + 1} | {calls:,} | {seconds:.2f} | {calls / seconds:,.0f} "
+                f"| {calls / seconds / bound:.0%} | {wall:.2f} |",
+                flush=True,
+            )
+    rate = statistics.median(rates)
+    print(f"median {rate:,.0f} calls/s = {rate / bound:.0%} of the bound")
+
+
+# --------------------------------------------------------------------------- memory
 
 
 def memory(args: argparse.Namespace, tmp: Path) -> None:
@@ -208,7 +298,6 @@ def memory(args: argparse.Namespace, tmp: Path) -> None:
     proc = psutil.Process()
     samples: list[tuple[int, float]] = []
     done = threading.Event()
-
     with server(0) as url:
 
         def sample() -> None:
@@ -217,42 +306,52 @@ def memory(args: argparse.Namespace, tmp: Path) -> None:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        result = measure(
-            f"send() {n:,} calls, 0 ms, c={args.concurrency}",
-            n,
-            engine(url, n, args.concurrency, tmp / "m.sqlite"),
+
+        def lazy() -> Iterator[CallBatch]:
+            """Made as they are taken, as ``run`` makes them, so only the sender holds calls."""
+            for start in range(0, n, 500):
+                yield from batches(url + "/v2/track", bodies(min(500, n - start), start), start)
+
+        report = at.send(
+            lazy(),
+            api_key=KEY,
+            auth=AuthScheme.RAW_BASIC,
+            options=at.DeliveryOptions(concurrency=128, ledger_path=tmp / "m.sqlite"),
+            total=n,
         )
         done.set()
         sampler.join()
-    print(f"\nmemory: {result.row()}")
+    assert report.total.sent == n
+    print(
+        f"\nmemory: {n:,} calls in {report.duration_s:.1f} s, {n / report.duration_s:,.0f} calls/s"
+    )
     print(f"{'calls accepted':>16} {'RSS MB':>8}")
     step = max(1, len(samples) // 10)
     for count, rss in samples[::step] + samples[-1:]:
         print(f"{count:>16,} {rss:>8.1f}")
-    early = [rss for count, rss in samples if count >= n // 10]
-    if early:
+    later = [rss for count, rss in samples if count >= n // 10]
+    if later:
         print(
-            f"RSS growth from 10% to the end: {early[-1] - early[0]:+.1f} MB "
-            f"(max {max(early):.1f} MB)"
+            f"RSS growth from 10% to the end: {later[-1] - later[0]:+.1f} MB (max {max(later):.1f} MB)"
         )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000, help="calls per scenario")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--latency-ms", type=float, default=20.0, help="the server's delay")
+    parser.add_argument("--calls", type=int, default=20_000, help="calls per client scenario")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=list(CLIENTS))
+    parser.add_argument("--export-events", type=int, default=30_000, help="0 to skip")
     parser.add_argument("--memory-calls", type=int, default=1_000_000, help="0 to skip")
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, client pid {os.getpid()}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.calls:,} calls a run, median of {args.repeat}"
+    )
+    print(HEADER)
     with tempfile.TemporaryDirectory() as tmp:
-        results = throughput(args, Path(tmp))
-        print(
-            f"\n{'scenario':<44} {'calls':>9} {'calls/s':>9} {'ideal':>7} "
-            f"{'CPU us/call':>9} {'peak RSS MB':>8}"
-        )
-        for r in results:
-            print(r.row())
+        clients(args, Path(tmp))
+        if args.export_events:
+            export_run(args, Path(tmp))
         if args.memory_calls:
             memory(args, Path(tmp))
     return 0

@@ -451,9 +451,7 @@ def _run_loop(
     outcome: list[DeliveryReport | BaseException] = []
 
     async def main() -> DeliveryReport:
-        async with AccoilClient(
-            key, AuthScheme(auth), pool_size=opts.concurrency, timeout=opts.timeouts
-        ) as client:
+        async with AccoilClient(key, AuthScheme(auth), timeout=opts.timeouts) as client:
             engine.append(_Engine(client, opts, ledger, total))
             return await engine[0].run(batches)
 

@@ -1,34 +1,12 @@
-"""Settings: TOML file < ACCOIL_* environment < flags, validated, secrets masked."""
+"""Settings: TOML file < ACCOIL_* environment < flags, validated, secrets masked.
 
-from pathlib import Path
+The ``config_file`` fixture is in ``tests/cli/conftest.py``.
+"""
 
 import pytest
 
-from accoil_transform.cli import main
 from accoil_transform.cli._settings import SETTINGS, Settings
 from accoil_transform.errors import ConfigError
-
-TOML = """
-[transform]
-user_id = "user_properties.email"
-properties = ["plan_type", "event_properties.trial_end"]
-exclude_events = ["session_start"]
-event_rename = {"Report Created" = "Report_Created"}
-
-[output]
-format = "stream"
-
-[delivery]
-concurrency = 8
-api_key = "toml-secret-key"
-"""
-
-
-@pytest.fixture
-def config_file(tmp_path: Path) -> Path:
-    path = tmp_path / "accoil.toml"
-    path.write_text(TOML)
-    return path
 
 
 def test_defaults_mirror_the_destination():
@@ -98,26 +76,6 @@ def test_secrets_are_masked_everywhere(config_file):
     assert "toml-secret-key" not in text and "amp-secret-value" not in text
     assert s["api_key"] == "toml-secret-key"
     assert s.origin("amplitude_secret_key") == "$AMPLITUDE_SECRET_KEY"
-
-
-def test_config_check_prints_effective_settings_masked(config_file, capsys, monkeypatch):
-    monkeypatch.delenv("ACCOIL_API_KEY", raising=False)
-    code = main(["config", "check", "--config", str(config_file), "--concurrency", "4"])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "toml-secret-key" not in out
-    assert "****" in out
-    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
-    assert "4" in rows["concurrency"] and rows["concurrency"].endswith("flag")
-    assert "stream" in rows["format"] and rows["format"].endswith(str(config_file))
-    assert "a run would be a delivery" in out
-
-
-def test_config_check_rejects_a_bad_file(tmp_path, capsys):
-    path = tmp_path / "bad.toml"
-    path.write_text("[delivery]\nmax_rate = -1\n")
-    assert main(["config", "check", "--config", str(path)]) == 2
-    assert "max_rate must be positive" in capsys.readouterr().err
 
 
 def test_user_traits_narrow_from_toml_env_and_flags(tmp_path):

@@ -1,6 +1,6 @@
 """Call workloads for the delivery tests: batches in delivery order, and what to expect.
 
-Also imported by the kill/resume child process (``PYTHONPATH`` = this folder).
+Also imported by the kill/resume child process (``PYTHONPATH`` = the repository root).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from typing import Any
 import orjson
 
 from accoil_transform.calls import CALL_KINDS, CallBatch, CallKind, WireFormat, get_format
-from accoil_transform.testing import AcceptedCall
+from accoil_transform.delivery import DeliveryOptions, DeliveryReport, RetryPolicy, send
+from accoil_transform.testing import AcceptedCall, LocalAccoil
 
 KEY = "test-key"
+#: Retries that wait milliseconds, so fault tests stay fast.
+FAST = RetryPolicy(backoff_base=0.005, backoff_cap=0.05, max_attempts=12)
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 
@@ -102,3 +105,33 @@ def assert_delivery_order(accepted: list[AcceptedCall], fmt: str = "v2") -> None
     carries its own timestamp)."""
     ranks = [CALL_KINDS.index(a.kind) for a in accepted]  # type: ignore[arg-type]
     assert ranks == sorted(ranks), "a call of a later kind arrived before an earlier kind"
+
+
+def deliver(
+    srv: LocalAccoil,
+    calls: list[Any],
+    fmt: str = "v2",
+    *,
+    batch_size: int = 50,
+    key: str = KEY,
+    **options: Any,
+) -> DeliveryReport:
+    """Send ``calls`` to ``srv`` in ``fmt`` with ``DeliveryOptions(**options)`` (fast retries)."""
+    options.setdefault("retry", FAST)
+    return send(
+        batches(calls, srv.base_url, fmt, batch_size),
+        api_key=key,
+        auth=get_format(fmt).auth,
+        options=DeliveryOptions(**options),
+    )
+
+
+def assert_adds_up(report: DeliveryReport, calls: list[Any]) -> None:
+    """Every call is counted once: sent, skipped or failed, per kind and in total."""
+    for kind in ("identify", "group", "track"):
+        n = sum(c.kind == kind for c in calls)
+        stats = report.endpoints.get(kind)
+        assert (stats.sent + stats.skipped + stats.failed if stats else 0) == n, kind
+    total = report.total
+    assert total.sent + total.skipped + total.failed == len(calls)
+    assert report.to_dict()["total"]["sent"] == total.sent

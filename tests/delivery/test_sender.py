@@ -1,68 +1,26 @@
-"""The delivery engine against the local stand-in: exactly once, in order, retried."""
+"""The delivery engine against the local stand-in: exactly once, in order, retried,
+dead-lettered; flow control is in ``test_flow.py``, the HTTP client in ``test_client.py``."""
 
 from __future__ import annotations
 
-import asyncio
-import http.server
-import ssl
-import subprocess
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from accoil_transform.calls import AuthScheme, CallBatch, get_format
-from accoil_transform.delivery import (
-    AuthenticationError,
-    DeliveryError,
-    DeliveryOptions,
-    DeliveryReport,
-    FlowControl,
-    RetryPolicy,
-    send,
-)
+from accoil_transform.calls import AuthScheme
+from accoil_transform.delivery import AuthenticationError, DeliveryOptions, RetryPolicy, send
 from accoil_transform.testing import FaultPlan, LocalAccoil
 from tests.delivery.helpers import (
     KEY,
     accepted_counts,
+    assert_adds_up,
     assert_delivery_order,
-    batches,
     body_key,
+    deliver,
     workload,
 )
-
-FAST = RetryPolicy(backoff_base=0.005, backoff_cap=0.05, max_attempts=12)
-
-
-def deliver(
-    srv: LocalAccoil,
-    calls: list[Any],
-    fmt: str = "v2",
-    *,
-    batch_size: int = 50,
-    key: str = KEY,
-    **options: Any,
-) -> DeliveryReport:
-    options.setdefault("retry", FAST)
-    return send(
-        batches(calls, srv.base_url, fmt, batch_size),
-        api_key=key,
-        auth=get_format(fmt).auth,
-        options=DeliveryOptions(**options),
-    )
-
-
-def assert_adds_up(report: DeliveryReport, calls: list[Any]) -> None:
-    for kind in ("identify", "group", "track"):
-        n = sum(c.kind == kind for c in calls)
-        stats = report.endpoints.get(kind)
-        assert (stats.sent + stats.skipped + stats.failed if stats else 0) == n, kind
-    total = report.total
-    assert total.sent + total.skipped + total.failed == len(calls)
-    assert report.to_dict()["total"]["sent"] == total.sent
 
 
 @pytest.mark.parametrize("fmt", ["v2", "segment", "v1"])
@@ -193,19 +151,6 @@ def test_retry_after_is_obeyed(accoil_server: LocalAccoil) -> None:
     assert report.total.throttled == 1
 
 
-def test_retry_after_pauses_every_worker(accoil_server: LocalAccoil) -> None:
-    accoil_server.faults.latency_ms = 20
-    accoil_server.faults.script(429, retry_after="1")
-    deliver(accoil_server, workload(users=20, tracks=0), concurrency=4)
-    reqs = accoil_server.requests
-    t429 = reqs[0].mono
-    # Up to 3 requests were in flight with the 429, and their workers may each have
-    # started one more before the 429 was seen; every other request waited 1 s.
-    late = [r for r in reqs[1:] if r.mono - t429 >= 1.0]
-    assert len(late) >= len(reqs) - 1 - 2 * 3
-    assert len(late) >= 12
-
-
 def test_attempts_are_bounded(accoil_server: LocalAccoil, tmp_path: Path) -> None:
     accoil_server.faults.script(503, count=6)
     dead = tmp_path / "dead.ndjson"
@@ -238,62 +183,6 @@ def test_dropped_connections_exhaust_into_the_dead_letter_file(
     assert report.total.failed == 1
 
 
-def test_max_rate_spaces_requests(accoil_server: LocalAccoil) -> None:
-    calls = workload(users=30, tracks=0)
-    deliver(accoil_server, calls, concurrency=8, max_rate=100)
-    times = sorted(r.mono for r in accoil_server.requests)
-    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / 100
-
-
-def test_backpressure_reads_batches_lazily(accoil_server: LocalAccoil) -> None:
-    calls = workload(users=50, tracks=3000)
-    concurrency, batch_size = 4, 25
-    gaps: list[int] = []
-
-    def watched() -> Iterator[CallBatch]:
-        handed = 0
-        for batch in batches(calls, accoil_server.base_url, batch_size=batch_size):
-            gaps.append(handed - accoil_server.stats()["accepted"])
-            handed += len(batch)
-            yield batch
-
-    report = send(
-        watched(),
-        api_key=KEY,
-        auth=AuthScheme.RAW_BASIC,
-        options=DeliveryOptions(concurrency=concurrency),
-    )
-    assert report.total.sent == len(calls)
-    # never more calls ahead of the server than the slots, the batch being started and
-    # the one read ahead
-    assert max(gaps) <= concurrency + 2 * batch_size
-    assert len(gaps) == 2 + 3000 // batch_size  # every batch was read, one at a time
-
-
-def test_flow_control_cuts_on_429_and_recovers() -> None:
-    async def scenario() -> None:
-        now = [0.0]
-        flow = FlowControl(8, clock=lambda: now[0])
-        for _ in range(8):
-            await flow.acquire()
-        flow.release(throttled=True, pause=2.0)
-        assert (flow.window, flow.resume_at) == (4.0, 2.0)
-        flow.release(throttled=True)  # same round trip: no second cut
-        assert flow.window == 4.0
-        for _ in range(6):
-            flow.release()  # neither success nor 429: no change
-        assert flow.window == 4.0
-        now[0] = 2.0  # the pause is over
-        for _ in range(4):
-            await asyncio.wait_for(flow.acquire(), 1)
-        for _ in range(40):  # additive increase: +1/window per success
-            flow.release(ok=True)
-            await asyncio.wait_for(flow.acquire(), 1)
-        assert flow.window == 8.0
-
-    asyncio.run(scenario())
-
-
 def test_options_are_validated() -> None:
     for bad in (
         {"concurrency": 0},
@@ -312,36 +201,3 @@ def test_empty_input() -> None:
     report = send([], api_key=KEY, auth=AuthScheme.RAW_BASIC)
     assert report.total.sent == 0
     assert report.to_dict()["calls"] == {}
-
-
-def test_tls_verification_cannot_be_turned_off(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A server whose certificate no CA signed stops the run: nothing is sent unverified,
-    whatever the environment says."""
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("CURL_CA_BUNDLE", "")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
-    monkeypatch.setenv("PYTHONHTTPSVERIFY", "0")
-    url = f"https://127.0.0.1:{server.server_address[1]}"
-    try:
-        with pytest.raises(DeliveryError, match="TLS verification failed") as info:
-            send(
-                batches(workload(users=1, tracks=3), url),
-                api_key=KEY,
-                auth=AuthScheme.RAW_BASIC,
-                options=DeliveryOptions(concurrency=2),
-            )
-        assert info.value.report.total.sent == 0
-    finally:
-        server.shutdown()

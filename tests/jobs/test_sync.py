@@ -1,144 +1,19 @@
-"""The scheduled job, end to end against local fakes of both outside systems.
+"""The sync job as a library call: which window comes next, what one sync returns, and
+the state it keeps in the ledger (the ``sync`` subcommand is tested in ``tests/cli``)."""
 
-``accoil-transform sync --since-last`` exports the hours after the last successful run
-from a local Amplitude Export API and sends them to a local Accoil; its state lives in
-the ledger. A failed run moves nothing forward, and the repeat sends nothing twice.
-"""
+from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
-from accoil_transform import transform
-from accoil_transform.cli import main
+import accoil_transform as at
+from accoil_transform.amplitude import AmplitudeExportClient
 from accoil_transform.delivery import Ledger
-from accoil_transform.jobs import STATE_KEY, next_window
-from accoil_transform.testing import FaultPlan, LocalAccoil, LocalAmplitudeExport
-from accoil_transform.testing.synthetic import generate_events, write_export_zip
+from accoil_transform.jobs import STATE_KEY, latest_exportable_hour, next_window
+from accoil_transform.testing import LocalAccoil, LocalAmplitudeExport, make_events
 
-ACCOIL_KEY = "sync-test-accoil-key"
+KEY = "jobs-sync-accoil-key"
 START = datetime(2026, 11, 20, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def events():
-    # 4 hours of uploads; sync covers them in two steps.
-    return list(generate_events(400, seed=3, start=START, hours=4, edge_cases=False))
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ACCOIL_API_KEY", ACCOIL_KEY)
-    monkeypatch.setenv("AMPLITUDE_API_KEY", "amp-key")
-    monkeypatch.setenv("AMPLITUDE_SECRET_KEY", "amp-secret")
-    monkeypatch.setenv("ACCOIL_LEDGER", str(tmp_path / "ledger.sqlite"))
-    monkeypatch.setenv("ACCOIL_EXPORT_DIR", str(tmp_path / "export"))
-    monkeypatch.setenv("ACCOIL_MAX_ATTEMPTS", "2")
-    monkeypatch.setenv("ACCOIL_MAX_RETRY_SECONDS", "2")
-    return tmp_path
-
-
-def expected_call_ids(events, tmp_path: Path, hours: str) -> int:
-    """How many calls the single-machine path makes for these events."""
-    zip_path = tmp_path / f"expected-{hours}.zip"
-    write_export_zip(zip_path, events)
-    result = transform(zip_path)
-    return result.tracks.height + result.identifies.height + result.groups.height
-
-
-def sync(*args: str) -> int:
-    return main(["sync", "--since-last", *args])
-
-
-def in_hours(events, first: int, last: int):
-    return [e for e in events if first <= int(e["server_upload_time"][11:13]) <= last]
-
-
-def test_first_run_needs_a_start(env, capsys):
-    assert sync("--until", "20261120T03") == 2
-    assert "give --start" in capsys.readouterr().err
-
-
-def test_sync_sends_each_window_once_and_moves_the_state(env, events, monkeypatch, capsys):
-    with (
-        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
-        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
-    ):
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
-        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
-
-        assert sync("--start", "20261120T00", "--until", "20261120T01") == 0
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) == "20261120T01"
-        first_window = len(accoil.accepted)
-        assert first_window == expected_call_ids(in_hours(events, 0, 1), env, "a")
-
-        # The next run starts after the recorded hour; --start is ignored once state exists.
-        assert sync("--start", "20261120T00", "--until", "20261120T03") == 0
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) == "20261120T03"
-        assert [(r.start, r.end) for r in amp.requests][-1] == ("20261120T02", "20261120T03")
-        tracks = [c for c in accoil.accepted if c.path.endswith("/track")]
-        assert len(tracks) == len(events)  # every upload hour sent, none twice
-        ids = [(c.path, repr(c.body)) for c in accoil.accepted]
-        assert len(ids) == len(set(ids))
-
-        capsys.readouterr()
-        assert sync("--until", "20261120T03") == 0
-        assert "nothing new to sync" in capsys.readouterr().out
-
-
-def test_failed_run_is_repeated_without_duplicates(env, events, monkeypatch, capsys):
-    faults = FaultPlan(unavailable=1.0, retry_after=None)
-    with (
-        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
-        LocalAccoil(api_key=ACCOIL_KEY, faults=faults) as accoil,
-    ):
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
-        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
-
-        assert sync("--start", "20261120T00", "--until", "20261120T01") == 1
-        assert "state was not moved" in capsys.readouterr().err
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) is None
-        assert accoil.accepted == []
-
-        faults.unavailable = 0.0
-        assert sync("--start", "20261120T00", "--until", "20261120T01") == 0
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) == "20261120T01"
-        ids = [(c.path, repr(c.body)) for c in accoil.accepted]
-        assert len(ids) == len(set(ids)) == expected_call_ids(in_hours(events, 0, 1), env, "b")
-
-
-def test_dry_run_never_moves_the_state(env, events, monkeypatch):
-    with LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp:
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
-        assert (
-            sync(
-                "--start",
-                "20261120T00",
-                "--until",
-                "20261120T00",
-                "--dry-run",
-                "--out",
-                str(env / "calls.ndjson"),
-            )
-            == 0
-        )
-        assert (env / "calls.ndjson").read_text().count("\n") > 0
-    with Ledger(env / "ledger.sqlite") as ledger:
-        assert ledger.get_state(STATE_KEY) is None
-
-
-def test_export_failure_has_its_own_exit_code(env, monkeypatch, capsys):
-    with LocalAmplitudeExport([], api_key="amp-key", secret_key="other-secret") as amp:
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.url)
-        assert sync("--start", "20261120T00", "--until", "20261120T00") == 5
-    err = capsys.readouterr().err
-    assert "Amplitude export failed" in err and "amp-secret" not in err
 
 
 def test_next_window_waits_for_amplitude_to_finish_the_hour():
@@ -148,82 +23,66 @@ def test_next_window_waits_for_amplitude_to_finish_the_hour():
     assert next_window("20261128T09", now=now) is None
 
 
-def test_a_base_url_is_a_host_the_client_adds_the_path(env, events, monkeypatch):
+def test_the_latest_exportable_hour_is_three_hours_back() -> None:
+    now = datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
+    assert latest_exportable_hour(now) == datetime(2026, 11, 28, 9, tzinfo=UTC)
+
+
+def test_sync_sends_the_window_once_and_moves_the_state(tmp_path: Path) -> None:
+    events = list(make_events(START, hours=3))
+    ledger = tmp_path / "ledger.sqlite"
     with (
         LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
-        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+        LocalAccoil(api_key=KEY) as accoil,
+        AmplitudeExportClient("amp-key", "amp-secret", base_url=amp.url) as client,
     ):
-        host = amp.url.removesuffix("/api/2/export")
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", host)
-        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
-        assert sync("--start", "20261120T00", "--until", "20261120T00") == 0
-        assert accoil.accepted
 
+        def sync(options: at.RunOptions, **window: str) -> at.SyncResult:
+            return at.sync(
+                config=at.TransformConfig(),
+                options=options,
+                export_client=client,
+                export_dir=tmp_path / "export",
+                ledger_path=ledger,
+                **window,
+            )
 
-def test_hours_that_all_answer_404_are_an_error_and_keep_the_state(
-    env, events, monkeypatch, capsys
-):
-    with (
-        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
-        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
-    ):
-        host = amp.url.removesuffix("/api/2/export")
-        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
-        # The wrong host: every request is a 404, which the Export API also uses for "empty".
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", host + "/api/2/export/x")
-        assert sync("--start", "20261120T00", "--until", "20261120T03") == 9
-        assert "every hour answered 404" in capsys.readouterr().err
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) is None
+        send = at.RunOptions(
+            api_key=KEY,
+            base_url=accoil.base_url,
+            delivery=at.DeliveryOptions(ledger_path=ledger),
+        )
+        # A dry run writes the calls and never moves the state.
+        dry = sync(
+            send.replace(dry_run=True, out=tmp_path / "calls.ndjson"),
+            start="20261120T00",
+            until="20261120T02",
+        )
+        assert dry.run is not None and dry.run.dry_run and not dry.advanced
+        assert dry.last_hour is None and accoil.accepted == []
+        lines = (tmp_path / "calls.ndjson").read_text().count("\n")
+        assert lines == sum(dry.run.report.calls.values()) > len(events)
 
-    # Data only up to hour 1: the state stops there, and the empty hours are asked again.
-    early = in_hours(events, 0, 1)
-    with (
-        LocalAmplitudeExport(early, api_key="amp-key", secret_key="amp-secret") as amp,
-        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
-    ):
-        monkeypatch.setenv("ACCOIL_BASE_URL", accoil.base_url)
-        monkeypatch.setenv("ACCOIL_AMPLITUDE_BASE_URL", amp.base_url)
-        assert sync("--start", "20261120T00", "--until", "20261120T03") == 0
-        with Ledger(env / "ledger.sqlite") as ledger:
-            assert ledger.get_state(STATE_KEY) == "20261120T01"
-        assert sync("--until", "20261120T03") == 9
-        assert [(r.start, r.end) for r in amp.requests][-1] == ("20261120T02", "20261120T03")
+        result = sync(send, start="20261120T00", until="20261120T02")
+        assert str(result.window) == "20261120T00..20261120T02"
+        assert len(result.files) == 1 and result.files[0].exists()
+        assert result.run is not None and result.run.delivery is not None
+        assert not result.run.dry_run and result.run.failed == 0
+        assert result.run.delivery.total.sent == len(accoil.accepted) > len(events)
+        assert (result.complete, result.advanced, result.empty) == (True, True, False)
+        assert result.last_hour == "20261120T02"
+        report = result.to_dict()
+        assert report["window"] == "20261120T00..20261120T02"
+        assert report["files"] == [str(result.files[0])]
+        assert report["run"] == result.run.to_dict()
+        assert (report["last_hour"], report["advanced"]) == ("20261120T02", True)
+        with Ledger(ledger) as state:
+            assert state.get_state(STATE_KEY) == "20261120T02"
 
-
-def test_export_errors_never_show_the_amplitude_keys(tmp_path):
-    import base64
-    import http.server
-    import threading
-
-    from accoil_transform.amplitude import AmplitudeExportClient
-    from accoil_transform.errors import ExportError
-
-    basic = base64.b64encode(b"amp-key-123:amp-secret-456").decode()
-
-    class Echo(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = f"bad request from amp-key-123 / amp-secret-456 / {basic}".encode()
-            self.send_response(418)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        with (
-            AmplitudeExportClient("amp-key-123", "amp-secret-456", base_url=url) as client,
-            pytest.raises(ExportError) as info,
-        ):
-            client.export_range("20261120T00", "20261120T00", tmp_path)
-    finally:
-        server.shutdown()
-    message = str(info.value)
-    assert "418" in message and "***" in message
-    for secret in ("amp-key-123", "amp-secret-456", basic, basic.rstrip("=")):
-        assert secret not in message and secret not in repr(client)
+        # Nothing new: no request, no run, the state stays.
+        asked = len(amp.requests)
+        again = sync(send, until="20261120T02")
+        assert (again.window, again.run, again.advanced) == (None, None, False)
+        assert again.last_hour == "20261120T02" and again.complete
+        assert again.to_dict()["window"] is None
+        assert len(amp.requests) == asked

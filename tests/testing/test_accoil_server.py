@@ -1,10 +1,9 @@
-"""The local Accoil stand-in: contracts, auth, records, faults, fixture and CLI."""
+"""The local Accoil stand-in: contracts, auth, records, faults and fixture (its
+``serve-local`` command is tested in ``tests/cli/test_serve_local.py``)."""
 
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -241,28 +240,3 @@ def test_context_manager_frees_the_port() -> None:
     with pytest.raises(requests.ConnectionError):
         requests.post(url + "/v2/track", data=b"{}", timeout=5)
     assert repr(srv) == "LocalAccoil(stopped)"
-
-
-def test_serve_local_command_prints_the_base_url() -> None:
-    code = "from accoil_transform.cli.serve_local import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "--latency-ms", "1", "--api-key", "k2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base_url = proc.stdout.readline().strip()  # type: ignore[union-attr]
-        assert base_url.startswith("http://127.0.0.1:")
-        resp = requests.post(
-            base_url + "/v2/track",
-            data=b'{"userId": "u", "event": "E"}',
-            headers={"Authorization": "Basic k2", "Content-Type": "application/json"},
-            timeout=10,
-        )
-        assert resp.status_code == 202
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0
-    assert "1 accepted" in err

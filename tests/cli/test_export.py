@@ -1,0 +1,101 @@
+"""``accoil-transform export``: keys from flags, the environment or the config file, and
+the exit codes (0 done, 2 usage or missing keys, 5 the Export API failed or refused)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accoil_transform.cli import export as export_cli
+from accoil_transform.testing import LocalAmplitudeExport, make_events
+
+API_KEY = "ak-3f9c1e0d7b2a"
+SECRET_KEY = "sk-8d4e6a1c9f0b"
+T0 = datetime(2024, 3, 1, 0, tzinfo=UTC)
+
+
+def fake(events: list[dict[str, Any]] | None = None, **kw: Any) -> LocalAmplitudeExport:
+    return LocalAmplitudeExport(events or [], api_key=API_KEY, secret_key=SECRET_KEY, **kw)
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="accoil-transform")
+    export_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_cli_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = list(make_events(T0, hours=2))
+    with fake(events) as server:
+        argv = [
+            "export",
+            "--start",
+            "20240301T00",
+            "--end",
+            "20240301T05",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            server.url,
+        ]
+        assert _cli(argv) == 2  # no credentials
+        assert "AMPLITUDE_API_KEY" in capsys.readouterr().err
+        monkeypatch.setenv("AMPLITUDE_API_KEY", API_KEY)
+        monkeypatch.setenv("AMPLITUDE_SECRET_KEY", SECRET_KEY)
+        assert _cli(argv) == 0
+        out = capsys.readouterr().out
+        assert "1 file(s)" in out and "20240301T00-20240301T05.zip" in out
+        assert _cli([*argv[:2], "20240302T00", *argv[3:]]) == 2  # start after end
+        empty = [*argv[:1], "--start", "20240305T00", "--end", "20240305T01", *argv[5:]]
+        assert _cli(empty) == 0  # an empty window is a success
+        assert "1 empty window(s)" in capsys.readouterr().out
+        assert _cli([*argv, "--secret-key", "sk-wrong-71c2"]) == 5  # rejected credentials
+        server.fail_next(5, status=503)
+        assert _cli([*argv, "--max-retries", "0"]) == 5  # the Export API failed
+        err = capsys.readouterr().err
+    assert API_KEY not in err and SECRET_KEY not in err and "sk-wrong-71c2" not in err
+    with pytest.raises(SystemExit):
+        _cli(
+            [
+                "export",
+                "--start",
+                "20240301T00",
+                "--end",
+                "20240301T01",
+                "--out",
+                "x",
+                "--region",
+                "apac",
+            ]
+        )
+
+
+def test_export_command_reads_keys_from_the_config_file(tmp_path: Path, capsys) -> None:
+    from accoil_transform.cli import main
+
+    events = list(make_events(datetime(2026, 11, 20, 0, tzinfo=UTC), hours=2))
+    with LocalAmplitudeExport(events, api_key="file-key", secret_key="file-secret") as fake:
+        config = tmp_path / "accoil.toml"
+        config.write_text(
+            "[amplitude]\n"
+            'amplitude_api_key = "file-key"\n'
+            'amplitude_secret_key = "file-secret"\n'
+            f'amplitude_base_url = "{fake.url}"\n'
+        )
+        argv = ["export", "--start", "20261120T00", "--end", "20261120T01"]
+        assert main([*argv, "--out", str(tmp_path / "out"), "--config", str(config)]) == 0
+        # A flag wins over the file: the wrong secret is rejected.
+        code = main(
+            [*argv, "--out", str(tmp_path / "x"), "--config", str(config), "--secret-key", "nope"]
+        )
+        assert code == 5  # the Export API refused the keys
+    out = capsys.readouterr()
+    assert list((tmp_path / "out").glob("*.zip"))
+    assert "file-secret" not in out.out + out.err
