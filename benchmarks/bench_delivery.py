@@ -270,7 +270,7 @@ def export_run(args: argparse.Namespace, tmp: Path) -> None:
                 [
                     *(str(Path(sys.executable).with_name("accoil-transform")), "run", str(export)),
                     *("--base-url", url, "--concurrency", str(concurrency)),
-                    *("--ledger", str(tmp / f"ledger{n}.sqlite"), "--report", str(report)),
+                    *("--ledger", str(tmp / f"ledger{n}.sqlite"), "--report", str(report), "-q"),
                 ],
                 env=env,
                 check=True,

@@ -142,10 +142,14 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     candidates, odd = _candidates(texts.select("groups").unique(), key="groups")
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
+    # Lazy: the JSONPath lookup, the costly step, runs once (common subexpression) and
+    # on all cores; the test for numbers a double may not hold runs once per text.
     looked_up = (
-        texts.select("_pid", *_TEXTS)
-        .join(candidates, on="groups", how="inner")
+        texts.lazy()
+        .select("_pid", *_TEXTS, _risky=pl.col("group_properties").str.contains(RISKY_NUMBER))
+        .join(candidates.lazy(), on="groups", how="inner")
         .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
+        .collect()
         .pipe(_lookup_exactly)
     )
     first = (
@@ -178,19 +182,32 @@ def pair_hash() -> pl.Expr:
 
 
 class GroupResolver:
-    """Resolves (``groups``, ``group_properties``) text pairs once, and remembers them.
+    """Resolves (``groups``, ``group_properties``) text pairs, remembering them when
+    that pays.
 
-    The events of one account carry the same ``groups`` and ``group_properties`` text
-    hour after hour, so each pair is decoded and looked up once per run. Events find
-    their pair by a hash of the two texts, and the texts are then compared, so a hash
-    collision costs time, never a wrong group. At most ``max_texts`` pairs are kept:
-    past that, the memory starts again from the current batch (only speed changes).
+    How a batch is resolved depends on how often its text pairs repeat:
+
+    * *remembered*: the events of one account usually carry the same ``groups`` and
+      ``group_properties`` text hour after hour, so each pair is decoded and looked up
+      once per run. Events find their pair by a hash of the two texts, and the texts
+      are then compared, so a hash collision costs time, never a wrong group. At most
+      ``max_texts`` pairs are kept: past that, the memory starts again from the
+      current batch (only speed changes).
+    * *direct*: when a batch has more distinct pairs than ``repeat_ratio`` of its rows
+      (a trait that changes on every event: a counter, a last-seen time), finding and
+      remembering pairs would cost more than it saves, so each row is resolved on its
+      own and nothing is kept.
     """
 
     def __init__(
-        self, max_texts: int = 100_000, *, hash_texts: Callable[[], pl.Expr] = pair_hash
+        self,
+        max_texts: int = 100_000,
+        *,
+        hash_texts: Callable[[], pl.Expr] = pair_hash,
+        repeat_ratio: float = 0.5,
     ) -> None:
         self.max_texts = max_texts
+        self.repeat_ratio = repeat_ratio
         self._hash = hash_texts
         self._next_pid = 0
         empty = pl.DataFrame(schema={"_pid": pl.UInt64, **dict.fromkeys(_TEXTS, pl.String)})
@@ -209,23 +226,40 @@ class GroupResolver:
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
         ).select("_row", *_TEXTS, _h=self._hash())
+        if eligible.height and eligible["_h"].n_unique() > self.repeat_ratio * eligible.height:
+            return self._resolve_each_row(eligible)
         found = self._match(eligible)
         missing = eligible.join(found.select("_row"), on="_row", how="anti")
-        if not missing.is_empty():
-            new = missing.select(_TEXTS).unique()
-            if self._texts.height + new.height > self.max_texts:
-                self._texts = self._texts.clear()
-                self.candidates, self.primaries = self.candidates.clear(), self.primaries.clear()
-            new = new.with_columns(
-                _pid=pl.int_range(pl.len(), dtype=pl.UInt64) + self._next_pid, _h=self._hash()
-            )
-            self._next_pid += new.height
-            candidates, primaries = resolve_group_texts(new)
-            self._texts = pl.concat([self._texts, compacted(new.select(self._texts.columns))])
-            self.candidates = pl.concat([self.candidates, compacted(candidates)])
-            self.primaries = pl.concat([self.primaries, compacted(primaries)])
-            found = pl.concat([found, self._match(missing)])
-        return found
+        if missing.is_empty():
+            return found
+        new = missing.select(_TEXTS).unique()
+        if self._texts.height + new.height > self.max_texts:
+            # Start again from this batch: every row of it is new now.
+            self._forget()
+            found, missing = found.clear(), eligible
+            new = eligible.select(_TEXTS).unique()
+        new = new.with_columns(self._new_pids(new.height), _h=self._hash())
+        candidates, primaries = resolve_group_texts(new)
+        self._texts = pl.concat([self._texts, compacted(new.select(self._texts.columns))])
+        self.candidates = pl.concat([self.candidates, compacted(candidates)])
+        self.primaries = pl.concat([self.primaries, compacted(primaries)])
+        return pl.concat([found, self._match(missing)])
+
+    def _resolve_each_row(self, eligible: pl.DataFrame) -> pl.DataFrame:
+        """The direct way: a pair id per row, nothing remembered."""
+        self._forget()
+        rows = eligible.select("_row", *_TEXTS).with_columns(self._new_pids(eligible.height))
+        self.candidates, self.primaries = resolve_group_texts(rows.drop("_row"))
+        return rows.select("_row", "_pid")
+
+    def _new_pids(self, n: int) -> pl.Series:
+        """``n`` pair ids never given before."""
+        start, self._next_pid = self._next_pid, self._next_pid + n
+        return pl.int_range(start, start + n, dtype=pl.UInt64, eager=True).alias("_pid")
+
+    def _forget(self) -> None:
+        self._texts = self._texts.clear()
+        self.candidates, self.primaries = self.candidates.clear(), self.primaries.clear()
 
     def primary_groups(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Each event's primary group; see :func:`primary_groups`. Also ``groupTraits``."""
@@ -263,12 +297,12 @@ def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
     """Re-read, with a JSON parser, the traits JSONPath can't give exactly.
 
     That is a type or id holding a backslash (JSONPath can't select it), or
-    ``group_properties`` holding a number a double may not hold exactly.
+    ``group_properties`` holding a number a double may not hold exactly (``_risky``).
     """
     mask = (
         pl.col("group_type").str.contains("\\", literal=True)
         | pl.col("group_id").str.contains("\\", literal=True)
-        | pl.col("group_properties").str.contains(RISKY_NUMBER)
+        | pl.col("_risky")
     )
 
     def traits_of(text: str | None, gtype: str, gid: str) -> str | None:

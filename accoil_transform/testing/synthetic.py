@@ -311,8 +311,11 @@ class _Generator:
         hours: int,
         project_id: int,
         event_bytes: int | None,
+        volatile_traits: bool = False,
+        roaming_users: bool = False,
     ) -> None:
         self.rng = rng = random.Random(seed)
+        self.volatile_traits, self.roaming_users = volatile_traits, roaming_users
         self.project_id = project_id
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
@@ -503,6 +506,11 @@ class _Generator:
         user.event_id += 1
         event_time = _fmt_us(event_us)
         groups, group_properties = self.groups_for(user)
+        if self.roaming_users:
+            roamed = self.accounts[int(r() * len(self.accounts))]
+            groups, group_properties = roamed.groups, roamed.group_properties
+        if self.volatile_traits:
+            group_properties = _with_counter(group_properties, self.i, event_time)
 
         ev = user.template.copy()
         ev["$insert_id"] = self.uuid()
@@ -532,6 +540,17 @@ class _Generator:
             self.corpus = corpus
             offset = self.rng.randrange(len(corpus) - missing + 1)
             ev["event_properties"][_PAD_KEY] = corpus[offset : offset + missing]
+
+
+def _with_counter(group_properties: Event, i: int, event_time: str) -> Event:
+    """``group_properties`` whose every group's traits carry a per-event counter."""
+    return {
+        gtype: {
+            gid: {**traits, "events_seen": i, "last_seen_at": event_time}
+            for gid, traits in by_id.items()
+        }
+        for gtype, by_id in group_properties.items()
+    }
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -822,6 +841,8 @@ def generate_events(
     event_bytes: int | None = None,
     hours: int = 24,
     project_id: int = DEFAULT_PROJECT_ID,
+    volatile_traits: bool = False,
+    roaming_users: bool = False,
 ) -> Iterator[Event]:
     """Yield ``n`` export-shaped Amplitude events, deterministically from ``seed``.
 
@@ -832,10 +853,18 @@ def generate_events(
     at least once when ``n >= 200`` (spread evenly), plus ~3 % more at random; those events
     carry ``event_properties["synthetic_case"]``.
 
+    Two switches change the shape of the group data. ``volatile_traits`` adds a counter
+    and a time to every group's traits, so no two events carry the same
+    ``group_properties`` text. ``roaming_users`` puts each event in an account drawn at
+    random, so every user appears in many accounts.
+
     Nested dicts (user/group properties, ``data``) are shared between events for speed:
     copy an event deeply before mutating its nested values.
     """
-    g = _Generator(n, seed, users, accounts, start or DEFAULT_START, hours, project_id, event_bytes)
+    g = _Generator(
+        n, seed, users, accounts, start or DEFAULT_START, hours, project_id, event_bytes,
+        volatile_traits, roaming_users,
+    )  # fmt: skip
     rng, cases = g.rng, list(_CASES.items())
     stride = max(1, n // (len(cases) + 1))  # guaranteed pass: case k near event (k + 1) * stride
     next_case, next_at = 0, stride
@@ -1248,6 +1277,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members", type=int, help="force this many zip members / files")
     parser.add_argument("--project-id", type=int, default=DEFAULT_PROJECT_ID)
     parser.add_argument("--no-edge-cases", action="store_true")
+    parser.add_argument(
+        "--volatile-traits", action="store_true", help="group traits that change on every event"
+    )
+    parser.add_argument(
+        "--roaming-users", action="store_true", help="each event in a random account"
+    )
     parser.add_argument("--compresslevel", type=int, default=6)
     parser.add_argument(
         "--malformed-lines", type=int, default=0, help="mix in this many malformed lines"
@@ -1264,6 +1299,8 @@ def main(argv: list[str] | None = None) -> int:
         event_bytes=args.event_bytes,
         hours=args.hours,
         project_id=args.project_id,
+        volatile_traits=args.volatile_traits,
+        roaming_users=args.roaming_users,
     )
     events: Iterable[Event | str] = generated
     if args.malformed_lines:

@@ -270,9 +270,29 @@ def test_group_resolver_memory_is_bounded_and_restarts_without_changing_results(
     expected = primary_groups(frame).sort("_row")
     resolver = GroupResolver(max_texts=5)
     for start in range(0, frame.height, 300):
-        part = resolver.primary_groups(frame.slice(start, 300)).drop("groupTraits")
+        batch = frame.slice(start, 300)
+        part = resolver.primary_groups(batch).drop("groupTraits")
         assert_frame_equal(
-            part.sort("_row"), expected.filter(pl.col("_row").is_in(part["_row"].implode()))
+            part.sort("_row"), expected.filter(pl.col("_row").is_in(batch["_row"].implode()))
         )
         assert "known=" in repr(resolver)
     assert resolver.primaries.height <= 300
+
+
+def test_rows_with_pairs_of_their_own_are_resolved_directly() -> None:
+    """A trait that changes on every event: no pair repeats, and the results are those of
+    the remembered way."""
+    frame = pl.concat(list(at.read_events(SAMPLE))).with_columns(pl.col("_row").cast(pl.UInt64))
+    counter = pl.lit('{"Counter":{"c":{"seen":') + pl.col("_row").cast(pl.String) + pl.lit("}},")
+    volatile = frame.with_columns(
+        group_properties=pl.when(pl.col("group_properties").str.starts_with("{"))
+        .then(counter + pl.col("group_properties").str.strip_prefix("{"))
+        .otherwise(pl.col("group_properties"))
+    )
+    direct, remembered = GroupResolver(), GroupResolver(repeat_ratio=2.0)
+    for start in range(0, volatile.height, 400):
+        batch = volatile.slice(start, 400)
+        got = direct.primary_groups(batch)
+        assert direct._texts.is_empty()  # nothing remembered
+        assert_frame_equal(got, remembered.primary_groups(batch), check_row_order=False)
+    assert remembered._texts.height > 0
