@@ -33,7 +33,7 @@ from .errors import (
 )
 from .integrations import polars_namespace as _polars_namespace  # registers df/lf.accoil
 from .jobs import RunResult, run, transform
-from .read import read_events
+from .read import DatabaseSource, read_events
 from .rules import TransformReport, TransformResult
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ __all__ = [
     "AccoilTransformError",
     "AuthenticationError",
     "ConfigError",
+    "DatabaseSource",
     "DeliveryError",
     "DeliveryOptions",
     "DeliveryReport",

@@ -127,7 +127,14 @@ def json_encode(expr: pl.Expr) -> pl.Expr:
 
 
 def to_json_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A column as JSON text: text columns are taken as JSON already, nested ones encoded."""
+    """A column as JSON text: text columns are taken as JSON already, nested ones encoded.
+
+    An extension type is read as its storage: the Arrow JSON type (``arrow.json``, what
+    ADBC drivers give for PostgreSQL ``jsonb`` and Snowflake ``VARIANT``) is JSON text.
+    """
+    if isinstance(dtype, pl.Extension):
+        storage = dtype.ext_storage()
+        return to_json_text(expr.ext.storage(), storage() if isinstance(storage, type) else storage)
     if isinstance(dtype, pl.String | pl.Null):
         return expr.cast(pl.String)
     if isinstance(dtype, pl.Struct | pl.List | pl.Array):
@@ -186,6 +193,21 @@ def _scalars(texts: pl.Series) -> pl.Series:
     if strings.is_empty():
         return texts
     return texts.scatter(strings, texts.gather(strings).str.json_decode(pl.String))
+
+
+#: A JSON string token (kept, as group 1) or a run of the whitespace JSON allows between
+#: tokens (dropped): replacing every match by group 1 makes valid JSON text compact.
+_TOKEN_OR_SPACE = r'("(?:[^"\\]|\\.)*")|[ \t\n\r]+'
+
+
+def strip_json_whitespace(expr: pl.Expr) -> pl.Expr:
+    """Valid JSON text with the whitespace between tokens removed, vectorised.
+
+    Text inside strings is kept as written; numbers and keys are not touched. Indented
+    JSON text (what warehouse extracts write for VARIANT/JSON/SUPER columns) becomes one
+    line, as the readers' column splitting (:data:`SEPARATOR`) needs.
+    """
+    return expr.str.replace_all(_TOKEN_OR_SPACE, "${1}")
 
 
 def compact_json(texts: pl.Series) -> pl.Series:

@@ -83,13 +83,18 @@ class FieldRef:
 
     @classmethod
     def parse(cls, spec: str, *, default_scope: PropertyScope | None) -> FieldRef:
-        """Parse ``"email"``, ``"user_properties.email"`` or ``"event_properties.plan"``."""
+        """Parse ``"email"``, ``"user_properties.email"`` or ``"event_properties.plan"``.
+
+        The column part matches in any case, as column names do (``USER_PROPERTIES.email``
+        from an upper-case warehouse); the key after the dot is kept as written, as keys
+        inside a JSON object are case-sensitive.
+        """
         spec = spec.strip()
         if not spec:
             raise ConfigError("an empty field name is not allowed")
         for scope in _SCOPES:
             prefix = scope + "."
-            if spec.startswith(prefix):
+            if spec[: len(prefix)].lower() == prefix:
                 name = spec[len(prefix) :]
                 if not name:
                     raise ConfigError(f"{spec!r} names no key inside {scope}")

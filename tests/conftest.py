@@ -7,11 +7,18 @@ The fixtures return plain functions, so a test asks for ``make_event`` and calls
 
 from __future__ import annotations
 
+import glob
 import gzip
 import json
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import urllib.parse
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +93,86 @@ def _no_user_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("ACCOIL_", "AMPLITUDE_")):
             monkeypatch.delenv(name)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """A PostgreSQL server the tests started: on 127.0.0.1, with a password user."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def uri(self, database: str = "postgres") -> str:
+        """Its URI, the password percent-encoded (it holds ``#``, ``/`` and ``@``)."""
+        password = urllib.parse.quote(self.password, safe="")
+        return f"postgresql://{self.user}:{password}@{self.host}:{self.port}/{database}"
+
+
+#: A password with characters a URI must encode: masking must catch both forms.
+POSTGRES_PASSWORD = "Pg#s3cret/Pa55@word"
+
+
+def _postgres_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server in a temporary folder, for the whole session; stopped at the
+    end. As root it runs as the ``postgres`` user (the server refuses root)."""
+    initdb, pg_ctl = _postgres_tool("initdb"), _postgres_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL is not installed here (no initdb and pg_ctl)")
+    root = Path(tempfile.mkdtemp(prefix="accoil-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        import pwd
+
+        account = pwd.getpwnam("postgres")  # KeyError: the server can't run as root
+        os.chown(root, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    pwfile = root / "pwfile"
+    pwfile.write_text(POSTGRES_PASSWORD + "\n")
+    if as_user:
+        os.chown(pwfile, account.pw_uid, account.pw_gid)
+    data, log = root / "data", root / "server.log"
+    port = _free_port()
+
+    def pg(*args: str) -> None:
+        proc = subprocess.run(
+            [*as_user, *args], cwd=root, capture_output=True, text=True, timeout=120
+        )
+        if proc.returncode != 0:
+            server_log = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {proc.stdout}{proc.stderr}{server_log}")
+
+    pg(initdb, "-D", str(data), "-U", "accoil", "--auth=scram-sha-256", f"--pwfile={pwfile}",
+       "-E", "UTF8", "--locale=C")  # fmt: skip
+    settings = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off"
+    )
+    pg(pg_ctl, "-D", str(data), "-l", str(log), "-o", settings, "-w", "-t", "60", "start")
+    try:
+        yield PostgresServer("127.0.0.1", port, "accoil", POSTGRES_PASSWORD)
+    finally:
+        subprocess.run(
+            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+            cwd=root, capture_output=True, timeout=60,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)

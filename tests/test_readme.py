@@ -37,7 +37,7 @@ def cli_lines() -> list[str]:
         for line in body.splitlines():
             for part in line.split("&&"):
                 part = part.split(" &")[0].strip()
-                words = shlex.split(part) if part else []
+                words = shlex.split(part, comments=True) if part else []
                 words = [w for w in words if "=" not in w or w.startswith("-")][:1]
                 if words and words[0].endswith("accoil-transform"):
                     out.append(part)
@@ -45,7 +45,7 @@ def cli_lines() -> list[str]:
 
 
 def argv_and_env(line: str) -> tuple[list[str], dict[str, str]]:
-    words = shlex.split(line.split(" &")[0])
+    words = shlex.split(line.split(" &")[0], comments=True)
     env = {}
     while "=" in words[0] and not words[0].startswith("-"):
         key, value = words.pop(0).split("=", 1)
@@ -115,7 +115,7 @@ def test_command_line_examples_run(sandbox, capsys):
 
 def test_local_stand_in_example_runs(sandbox):
     section = README[README.index("against the local stand-in") : README.index("### The notebook")]
-    serve_line, run_line = BLOCK.search(section).group(2).strip().splitlines()
+    serve_line, check_line, run_line = BLOCK.search(section).group(2).strip().splitlines()
     serve_argv, _ = argv_and_env(serve_line)
     server = subprocess.Popen(
         [sys.executable, "-m", "accoil_transform", *serve_argv],
@@ -126,6 +126,16 @@ def test_local_stand_in_example_runs(sandbox):
     try:
         first = server.stdout.readline()
         assert "127.0.0.1:8765" in first, first
+        argv, env = argv_and_env(check_line)
+        checked = subprocess.run(
+            [sys.executable, "-m", "accoil_transform", *argv],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "demo-key" not in checked.stdout + checked.stderr
         argv, env = argv_and_env(run_line)
         done = subprocess.run(
             [sys.executable, "-m", "accoil_transform", *argv, "--ledger", "l.sqlite"],
@@ -135,7 +145,7 @@ def test_local_stand_in_example_runs(sandbox):
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-        assert "sent" in done.stdout and "demo-key" not in done.stdout + done.stderr
+        assert "sent" in done.stderr and "demo-key" not in done.stdout + done.stderr
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -181,7 +181,7 @@ class AmplitudeExportClient:
             raise ExportCredentialsError(
                 "Amplitude Export API needs the project's API key and secret key; "
                 f"missing {' and '.join(missing)} (set the environment variable(s) or pass "
-                "--api-key/--secret-key)"
+                "--amplitude-api-key/--amplitude-secret-key)"
             )
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")

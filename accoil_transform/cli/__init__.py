@@ -9,12 +9,14 @@ they do only when they run.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import threading
 from collections.abc import Sequence
 
-from . import config_check, export, run, serve_local, sync
-from ._common import stop_on_sigterm
+from . import check, config_check, export, ledger, run, serve_local, sync
+from ._common import Exit, add_verbosity_flags, configure_logging, stop_on_sigterm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,19 +24,54 @@ def build_parser() -> argparse.ArgumentParser:
         prog="accoil-transform",
         description="Move Amplitude events into Accoil: read, transform, write or deliver.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_verbosity_flags(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (run, sync, export, serve_local, config_check):
+    for module in (run, sync, export, check, serve_local, config_check, ledger):
         module.register(sub)
+    for command in sub.choices.values():  # also after the subcommand: `run x.zip -v`
+        add_verbosity_flags(command, default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accoil-transform`` script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, not the top level's
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    configure_logging(args.verbose - args.quiet)
     if threading.current_thread() is threading.main_thread():
         stop_on_sigterm()
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return Exit.SIGINT
+    except BrokenPipeError:
+        # The reader of our output went away (`... | head`): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return Exit.BROKEN_PIPE
+    except Exception as exc:  # a bug: say so in one line; -vv shows the traceback
+        logging.getLogger("accoil_transform").debug("traceback", exc_info=True)
+        print(
+            f"accoil-transform {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(please report it; -vv shows the traceback)",
+            file=sys.stderr,
+        )
+        return Exit.INTERNAL
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("accoil-transform")
+    except PackageNotFoundError:  # run from a source tree
+        from .. import __version__
+
+        return __version__
 
 
 if __name__ == "__main__":

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._settings import SETTINGS, Settings
+
+if TYPE_CHECKING:
+    from ..config import RunOptions
 
 
 class Exit(IntEnum):
@@ -33,8 +39,12 @@ class Exit(IntEnum):
     #: ``sync``: every hour of the range answered 404 (no data yet, or a wrong host or
     #: region); the state did not move.
     NO_DATA = 9
+    #: A bug in accoil-transform: the message says what; ``-vv`` shows the traceback.
+    INTERNAL = 70
     #: Stopped by SIGINT (Ctrl-C) or SIGTERM; the report says how far it got.
     SIGINT = 130
+    #: The reader of the output went away (``... | head``); nothing more was written.
+    BROKEN_PIPE = 141
     SIGTERM = 143
 
 
@@ -98,6 +108,14 @@ def add_setting_flags(p: argparse.ArgumentParser, *, amplitude: bool = False) ->
                 metavar="OLD=NEW",
                 help=f"{s.help}; repeatable",
             )
+        elif s.choices:  # checked, case-insensitively, with the other layers' values
+            group.add_argument(
+                flag,
+                dest=s.name,
+                default=None,
+                metavar="{" + ",".join(s.choices) + "}",
+                help=f"{s.help}: {', '.join(s.choices)}{default}",
+            )
         else:
             metavar = "FILE" if s.kind is Path else s.name.upper()
             group.add_argument(
@@ -116,7 +134,104 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         if any(len(p) != 2 for p in pairs):
             raise ConfigError("--rename-event takes OLD=NEW")
         flags["event_rename"] = dict(pairs)
-    return Settings.load(args.config, flags=flags)
+    settings = Settings.load(args.config, flags=flags)
+    if not quiet(args):
+        for warning in settings.warnings:
+            print(f"accoil-transform: warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def add_verbosity_flags(p: argparse.ArgumentParser, *, default: object) -> None:
+    """``-v/--verbose`` (repeatable) and ``-q/--quiet``."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="say more on stderr: -v progress notes, -vv debug detail",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="only errors on stderr (no summary, no warnings)",
+    )
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr: warnings by default, info at ``-v``, debug at ``-vv``, errors at ``-q``.
+
+    Nothing the package logs holds a secret: keys are masked where they are formatted.
+    """
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
+        max(-1, min(verbosity, 2)), logging.DEBUG
+    )
+    logging.basicConfig(
+        level=level, format="accoil-transform: %(levelname)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger().setLevel(level)
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """Whether ``-q`` asked for errors only."""
+    return getattr(args, "quiet", 0) > getattr(args, "verbose", 0)
+
+
+def output_problems(options: RunOptions) -> list[str]:
+    """What is wrong with the places a run would write to, found before any work.
+
+    ``-`` (standard output) is allowed for the calls and the report, not for both.
+    """
+    outputs: list[tuple[str, str | Path | None, bool]] = [
+        ("--report", options.report, True),
+        ("--quarantine", options.quarantine, False),
+    ]
+    if options.is_dry_run:
+        outputs.insert(0, ("--out", options.out, True))
+    else:
+        outputs += [
+            ("--ledger", options.delivery.ledger_path, False),
+            ("--dead-letter", options.delivery.dead_letter_path, False),
+        ]
+    problems = [
+        problem
+        for flag, path, stdout_ok in outputs
+        if path is not None and (problem := _output_problem(flag, Path(path), stdout_ok))
+    ]
+    if options.is_dry_run and str(options.out) == "-" and str(options.report) == "-":
+        problems.append("--out and --report can't both be standard output (-)")
+    return problems
+
+
+def _output_problem(flag: str, path: Path, stdout_ok: bool) -> str | None:
+    if str(path) == "-":
+        return None if stdout_ok else f"{flag} can't be standard output (-)"
+    if path.is_dir():
+        return f"{flag} {path} is a folder; give the path of a file"
+    parent = path.parent
+    if not parent.exists():
+        return f"{flag} {path}: the folder {parent} does not exist"
+    if not parent.is_dir():
+        return f"{flag} {path}: {parent} is not a folder"
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        return f"{flag} {path}: not writable"
+    return None
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """Tell the person running the command (stderr; nothing with ``-q``): stdout is kept
+    for what a pipe reads (calls, a report)."""
+    if not quiet(args):
+        print(text, file=sys.stderr)
+
+
+def plain(doc: str | None) -> str:
+    """A docstring as help text: without reST markup (double backquotes, roles)."""
+    import re
+
+    text = re.sub(r":[a-z]+:`~?\.?([^`]+)`", r"\1", doc or "")
+    return text.replace("``", "")
 
 
 def fail(command: str, message: object, code: Exit) -> int:

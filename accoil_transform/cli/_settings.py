@@ -31,6 +31,7 @@ from typing import Any
 from .. import config as defaults
 from ..config import DeliveryOptions, RetryPolicy, RunOptions, TransformConfig
 from ..errors import ConfigError
+from ..read._database import DEFAULT_WATERMARK, DatabaseSource, check_column, check_uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class Setting:
     default: Any
     help: str
     secret: bool = False
+    choices: tuple[str, ...] = ()
+    """The values allowed, compared without regard to case (empty: any)."""
 
     @property
     def env(self) -> str:
@@ -50,9 +53,15 @@ class Setting:
 
 
 def _s(
-    name: str, section: str, kind: type, default: Any, help: str, secret: bool = False
+    name: str,
+    section: str,
+    kind: type,
+    default: Any,
+    help: str,
+    secret: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> Setting:
-    return Setting(name, section, kind, default, help, secret)
+    return Setting(name, section, kind, default, help, secret, choices)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -87,7 +96,14 @@ SETTINGS: tuple[Setting, ...] = (
         "drop these user_properties keys from identify traits",
     ),
     _s("event_rename", "transform", dict, {}, "rename event types: {amplitude name = accoil name}"),
-    _s("format", "output", str, defaults.DEFAULT_FORMAT, "call format: v2, stream, segment or v1"),
+    _s(
+        "format",
+        "output",
+        str,
+        defaults.DEFAULT_FORMAT,
+        "call format",
+        choices=("v2", "stream", "segment", "v1"),
+    ),
     _s("out", "output", Path, defaults.DEFAULT_OUT, "dry-run NDJSON file"),
     _s("report", "output", Path, None, "write the run report as JSON here"),
     _s("quarantine", "output", Path, None, "malformed rows file (default: beside out)"),
@@ -188,7 +204,8 @@ SETTINGS: tuple[Setting, ...] = (
         "amplitude",
         str,
         defaults.DEFAULT_AMPLITUDE_REGION,
-        "Amplitude data region: us or eu",
+        "Amplitude data region",
+        choices=("us", "eu"),
     ),
     _s(
         "amplitude_base_url",
@@ -204,12 +221,33 @@ SETTINGS: tuple[Setting, ...] = (
         defaults.DEFAULT_EXPORT_DIR,
         "where sync stores exported hours",
     ),
+    _s(
+        "uri",
+        "source",
+        str,
+        None,
+        "database to read: postgresql://, snowflake://, bigquery://, sqlite:///PATH, "
+        "duckdb:///PATH (its password is never shown)",
+        secret=True,
+    ),
+    _s("table", "source", str, None, "database table to read (schema.table allowed)"),
+    _s("query", "source", str, None, "SQL query to read instead of a table"),
+    _s(
+        "watermark",
+        "source",
+        str,
+        DEFAULT_WATERMARK,
+        "sync from a table: the column whose largest value read is the state",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-#: Environment variables whose names other tools already use.
+#: Environment variables without the ``ACCOIL_`` prefix: every ``--amplitude-*`` flag
+#: also reads ``AMPLITUDE_*`` (the names other tools already use for the keys).
 ENV_ALIASES: dict[str, str] = {
     "amplitude_api_key": "AMPLITUDE_API_KEY",
     "amplitude_secret_key": "AMPLITUDE_SECRET_KEY",
+    "amplitude_region": "AMPLITUDE_REGION",
+    "amplitude_base_url": "AMPLITUDE_BASE_URL",
 }
 MASK = "****"
 
@@ -218,6 +256,14 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
     kind = setting.kind
+    if setting.choices:
+        chosen = str(value).strip().lower()
+        if chosen not in setting.choices:
+            raise ConfigError(
+                f"{origin}: {setting.name} must be one of {', '.join(setting.choices)}, "
+                f"got {value!r}"
+            )
+        return chosen
     try:
         if kind is list:
             if isinstance(value, str):
@@ -259,6 +305,21 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
         ) from None
 
 
+def _unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning per ``ACCOIL_*`` variable that no setting reads (a typo, most often),
+    with the closest known name."""
+    import difflib
+
+    known = [s.env for s in SETTINGS]
+    warnings = []
+    for var in sorted(env):
+        if var.startswith("ACCOIL_") and var not in known:
+            close = difflib.get_close_matches(var, known, n=1, cutoff=0.6)
+            hint = f"; did you mean ${close[0]}?" if close else ""
+            warnings.append(f"${var} is not a setting and is ignored{hint}")
+    return warnings
+
+
 def _kind_name(kind: type) -> str:
     return {
         list: "a list of strings",
@@ -277,6 +338,8 @@ class Settings:
     def __init__(self, values: dict[str, Any], origins: dict[str, str]) -> None:
         self._values = values
         self._origins = origins
+        #: Things a person should fix, such as an ``ACCOIL_*`` variable no setting reads.
+        self.warnings: list[str] = []
         self._validate()
 
     @classmethod
@@ -295,6 +358,7 @@ class Settings:
             for name, value in _read_toml(Path(config_file)).items():
                 values[name] = _coerce(BY_NAME[name], value, str(config_file))
                 origins[name] = str(config_file)
+        warnings = _unknown_variables(env)
         for s in SETTINGS:
             for var in (s.env, ENV_ALIASES.get(s.name)):
                 if var and env.get(var) not in (None, ""):
@@ -308,7 +372,9 @@ class Settings:
                 raise ConfigError(f"unknown setting {name!r}")
             values[name] = _coerce(BY_NAME[name], value, f"--{name.replace('_', '-')}")
             origins[name] = "flag"
-        return cls(values, origins)
+        settings = cls(values, origins)
+        settings.warnings = warnings
+        return settings
 
     def _validate(self) -> None:
         """Build every option object once: each checks its own values (ConfigError)."""
@@ -317,6 +383,33 @@ class Settings:
         self.transform_config()
         self.run_options()
         export_url(self._values["amplitude_region"])
+        self._check_source()
+
+    def _check_source(self) -> None:
+        """``[source]``: a table or a query, not both; a supported URI; a column name."""
+        v = self._values
+        if v["table"] is not None and v["query"] is not None:
+            raise ConfigError(
+                f"[source] table ({self.origin('table')}) and query ({self.origin('query')}) "
+                "are both set: give one of them"
+            )
+        if v["uri"] is not None:
+            check_uri(v["uri"])
+            if v["table"] is not None or v["query"] is not None:
+                self.database_source()
+        check_column(v["watermark"])
+
+    def database_source(self, uri: str | None = None) -> DatabaseSource:
+        """The :class:`~accoil_transform.DatabaseSource` of ``uri`` (default: the ``uri``
+        setting) and the ``table`` or ``query`` setting.
+
+        Raises:
+            ConfigError: no URI, neither or both of table and query, or a bad URI.
+        """
+        uri = uri if uri is not None else self._values["uri"]
+        if uri is None:
+            raise ConfigError("no database URI: give one (sync: --source URI) or [source] uri")
+        return DatabaseSource(uri, table=self._values["table"], query=self._values["query"])
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]

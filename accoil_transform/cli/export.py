@@ -7,9 +7,46 @@ import sys
 from pathlib import Path
 
 from ._common import Exit, fail
+from ._settings import BY_NAME, ENV_ALIASES
 
-API_KEY_ENV = "AMPLITUDE_API_KEY"
-SECRET_KEY_ENV = "AMPLITUDE_SECRET_KEY"
+#: The ``[amplitude]`` settings ``export`` takes, each with the flag ``sync`` has too.
+AMPLITUDE_SETTINGS = (
+    "amplitude_api_key",
+    "amplitude_secret_key",
+    "amplitude_region",
+    "amplitude_base_url",
+)
+_METAVARS = {"amplitude_api_key": "KEY", "amplitude_secret_key": "KEY", "amplitude_base_url": "URL"}
+#: Spellings of earlier releases, kept for one release with a warning: old flag -> setting.
+DEPRECATED_FLAGS = {
+    "--api-key": "amplitude_api_key",
+    "--secret-key": "amplitude_secret_key",
+    "--region": "amplitude_region",
+    "--base-url": "amplitude_base_url",
+}
+
+
+def flag_of(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+class _DeprecatedFlag(argparse.Action):
+    """An old spelling: sets the new flag's setting and warns on stderr (never the value)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(
+            f"accoil-transform export: warning: {option_string} is deprecated and goes in the "
+            f"next release; use {flag_of(self.dest)} (Accoil's settings are --api-key and "
+            "--base-url in every other subcommand)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,8 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Download the events Amplitude received (by server_upload_time) from --start "
             "to --end, both hours included, into zip files in --out. A 404 is an empty "
-            "window; a window over the 4 GB limit is split in halves. Exit codes: 0 done, "
-            "2 usage or missing keys, 5 the Export API failed."
+            "window; a window over the 4 GB limit is split in halves. The Amplitude "
+            "settings are the ones sync takes: flags, else $AMPLITUDE_* (or "
+            "$ACCOIL_AMPLITUDE_*) variables, else the [amplitude] section of --config. "
+            "Exit codes: 0 done, 2 usage or missing keys, 5 the Export API failed."
         ),
     )
     p.add_argument(
@@ -32,27 +71,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, type=Path, metavar="DIR", help="folder for the zip files"
     )
     p.add_argument(
-        "--region", choices=("us", "eu"), default=None, help="data residency (default: us)"
-    )
-    p.add_argument(
         "--config", type=Path, default=None, help="TOML config file ([amplitude] section)"
     )
+    group = p.add_argument_group("amplitude")
+    for name in AMPLITUDE_SETTINGS:
+        setting = BY_NAME[name]
+        env = " or ".join(f"${v}" for v in (ENV_ALIASES.get(name), setting.env) if v)
+        choices = f": {', '.join(setting.choices)}" if setting.choices else ""
+        default = f"; default: {setting.default}" if setting.default else ""
+        group.add_argument(
+            flag_of(name),
+            dest=name,
+            default=None,
+            metavar="{" + ",".join(setting.choices) + "}" if setting.choices else _METAVARS[name],
+            help=f"{setting.help}{choices}; env {env}{default}",
+        )
+    for old, name in DEPRECATED_FLAGS.items():
+        p.add_argument(old, dest=name, action=_DeprecatedFlag, help=argparse.SUPPRESS)
     p.add_argument(
-        "--base-url", metavar="URL", help="override the Export API URL (testing, proxies)"
+        "--max-retries", type=int, default=5, help="Export API retries per request (default: 5)"
     )
     p.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"project API key (default: ${API_KEY_ENV}; prefer the env var)",
-    )
-    p.add_argument(
-        "--secret-key",
-        metavar="KEY",
-        help=f"project secret key (default: ${SECRET_KEY_ENV}; prefer the env var)",
-    )
-    p.add_argument("--max-retries", type=int, default=5, help="retries per request (default: 5)")
-    p.add_argument(
-        "--timeout", type=float, default=600.0, help="read timeout in seconds (default: 600)"
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="Export API read timeout in seconds (default: 600)",
     )
     p.set_defaults(func=main)
 
@@ -63,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
 
     from ..amplitude import DEFAULT_EXPORT_RETRY, AmplitudeExportClient, ExportWindow
     from ..errors import AccoilTransformError
-    from ._settings import Settings
+    from ._common import settings_from_args
     from .run import exit_code
 
     if args.max_retries < 0 or args.timeout <= 0:
@@ -71,15 +114,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         window = ExportWindow.parse(args.start, args.end)
         # Flags win over $AMPLITUDE_* / $ACCOIL_AMPLITUDE_* variables, which win over the file.
-        settings = Settings.load(
-            args.config,
-            flags={
-                "amplitude_api_key": args.api_key,
-                "amplitude_secret_key": args.secret_key,
-                "amplitude_region": args.region,
-                "amplitude_base_url": args.base_url,
-            },
-        )
+        settings = settings_from_args(args)
         with AmplitudeExportClient(
             settings["amplitude_api_key"],
             settings["amplitude_secret_key"],

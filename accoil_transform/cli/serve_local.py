@@ -7,13 +7,12 @@ import os
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from ..testing._accoil_server import (
-    DEFAULT_API_KEY,
-    DEFAULT_MAX_BODY_BYTES,
-    FaultPlan,
-    LocalAccoil,
-)
+from ..config import DEFAULT_MAX_BODY_BYTES
+
+if TYPE_CHECKING:  # the stand-in (and its HTTP server) is imported only when it runs
+    from ..testing import LocalAccoil
 
 API_KEY_ENV = "ACCOIL_API_KEY"
 
@@ -45,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"key to accept (default: ${API_KEY_ENV}, else {DEFAULT_API_KEY!r})",
+        help=f"key to accept (default: ${API_KEY_ENV}, else the stand-in's test key)",
     )
     p.add_argument("--any-key", action="store_true", help="accept any key")
     p.add_argument("--latency-ms", type=float, default=0.0, help="delay of every response")
@@ -83,7 +82,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_server(args: argparse.Namespace) -> LocalAccoil:
-    key = None if args.any_key else (args.api_key or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY)
+    from ..testing import FaultPlan, LocalAccoil
+
+    key = args.api_key or os.environ.get(API_KEY_ENV)
     faults = FaultPlan(
         latency_ms=args.latency_ms,
         rate_limit=args.rate_limit_rate,
@@ -94,7 +95,11 @@ def build_server(args: argparse.Namespace) -> LocalAccoil:
         max_body_bytes=args.max_body_bytes,
         seed=args.seed,
     )
-    return LocalAccoil(key, faults=faults, port=args.port, record=not args.no_record)
+    if args.any_key:
+        return LocalAccoil(None, faults=faults, port=args.port, record=not args.no_record)
+    if key:
+        return LocalAccoil(key, faults=faults, port=args.port, record=not args.no_record)
+    return LocalAccoil(faults=faults, port=args.port, record=not args.no_record)  # its test key
 
 
 def run(args: argparse.Namespace) -> int:

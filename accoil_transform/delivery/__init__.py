@@ -17,7 +17,7 @@ from ..errors import (
 )
 from ._client import AccoilClient, HttpResult, TransportError
 from ._flow import FlowControl
-from ._ledger import Ledger
+from ._ledger import AckSink, Ledger
 from ._report import DeliveryReport, EndpointStats
 from ._sender import send
 
@@ -25,6 +25,7 @@ __all__ = [
     "RETRY_STATUSES",
     "STAGING_BASE_URL",
     "AccoilClient",
+    "AckSink",
     "AuthenticationError",
     "DeliveryError",
     "DeliveryOptions",

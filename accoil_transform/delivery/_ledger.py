@@ -28,6 +28,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import LedgerBusyError, LedgerError
 
@@ -50,6 +51,26 @@ _ADVICE = (
     "move it aside (or pass --ledger with a new path) to start a fresh one; calls it "
     "recorded as acknowledged would then be sent again"
 )
+
+
+class AckSink(Protocol):
+    """What :func:`~accoil_transform.delivery.send` needs of a ledger: :class:`Ledger`, or
+    any other store of acknowledgements (the Spark path's acknowledgements table)."""
+
+    def unsent(
+        self, ids: Sequence[str], *, retry_rejected: bool = False
+    ) -> tuple[list[str], int]: ...
+
+    def record(
+        self,
+        ids: Iterable[str],
+        *,
+        status: int | None = None,
+        wait: bool = False,
+        on_commit: Callable[[], object] | None = None,
+    ) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 def _connect(path: Path) -> sqlite3.Connection:

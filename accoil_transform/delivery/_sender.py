@@ -14,6 +14,8 @@ Exactly once. A call takes one of ``concurrency`` slots before its first try and
 it back once it failed for good, or once its id is committed to the ledger (group
 commit). So at any time at most ``concurrency`` calls are sent but not in the ledger, and
 after a kill a resumed run sends at most that many calls again.
+Another :class:`AckSink` may call back at once and commit in groups (the Spark
+acknowledgements table): then its pending group adds to that bound.
 
 Stopping. A 401/403 on the first calls stops the run (the key is wrong). When no healthy
 answer came for ``circuit_seconds`` while calls were waiting (connection errors,
@@ -45,7 +47,7 @@ from ..errors import AuthenticationError, DeliveryError, Interrupted, Unreachabl
 from ._client import AccoilClient, HttpResult, TransportError
 from ._dead_letter import DeadLetters
 from ._flow import FlowControl
-from ._ledger import Ledger
+from ._ledger import AckSink, Ledger
 from ._report import DeliveryReport, Tally
 
 log = logging.getLogger("accoil_transform.delivery")
@@ -71,7 +73,7 @@ class _Engine:
         self,
         client: AccoilClient,
         options: DeliveryOptions,
-        ledger: Ledger | None,
+        ledger: AckSink | None,
         total: int | None,
     ) -> None:
         self.client = client
@@ -404,15 +406,16 @@ def send(
     options: DeliveryOptions | None = None,
     total: int | None = None,
     destination: Destination | None = None,
-    ledger: Ledger | None = None,
+    ledger: AckSink | None = None,
 ) -> DeliveryReport:
     """Deliver ``batches`` (identify, then group, then track) and report what happened.
 
     The key comes as ``api_key`` or in ``destination`` (which also scopes the ledger; by
     default the key's own: staging keys go to the staging host). ``ledger`` is an open
-    ledger to use (default: ``options.ledger_path``, opened and closed here). ``total``
-    is the number of calls expected, for the progress bar. Calls that finally fail do
-    not raise: they are counted, and written to the dead-letter file if one is set.
+    ledger, or any :class:`AckSink`, to use (default: ``options.ledger_path``, opened and
+    closed here). ``total`` is the number of calls expected, for the progress bar. Calls
+    that finally fail do not raise: they are counted, and written to the dead-letter file
+    if one is set.
 
     Raises:
         AuthenticationError: the key was refused.
@@ -426,15 +429,14 @@ def send(
     if destination.credential is None:
         raise DeliveryError("an API key is required to send calls (set ACCOIL_API_KEY)")
     opts = options or DeliveryOptions()
-    own_ledger = ledger is None and opts.ledger_path is not None
-    if own_ledger:
-        assert opts.ledger_path is not None
-        ledger = Ledger(opts.ledger_path, destination.id)
+    own_ledger = None
+    if ledger is None and opts.ledger_path is not None:
+        ledger = own_ledger = Ledger(opts.ledger_path, destination.id)
     try:
         return _run_loop(batches, destination.credential, auth, opts, ledger, total)
     finally:
-        if own_ledger and ledger is not None:
-            ledger.close()
+        if own_ledger is not None:
+            own_ledger.close()
 
 
 def _run_loop(
@@ -442,7 +444,7 @@ def _run_loop(
     key: Secret,
     auth: AuthScheme,
     opts: DeliveryOptions,
-    ledger: Ledger | None,
+    ledger: AckSink | None,
     total: int | None,
 ) -> DeliveryReport:
     """Run the engine on an event loop of its own thread; stop it cleanly on a signal."""

@@ -13,17 +13,19 @@ It lets the transform compose inside a user's own polars pipeline:
 ... })
 >>> events.accoil.tracks().select("userId", "timestamp", "groupId").rows()
 [('u1', '2026-11-24T09:59:58.880Z', '210000')]
->>> events.accoil.primary_group().select("group_id", "group_traits").rows()
-[('210000', '{"name":"Acme","group_type":"Account"}'), (None, None)]
+>>> events.accoil.primary_group().select("groupId", "groupTraits").rows()
+[('210000', '[{"groupId":"210000","traits":{"name":"Acme","group_type":"Account"}}]'), (None, '[]')]
 >>> events.lazy().accoil.tracks().collect().height
 1
->>> events.accoil.report()["dropped"]["no_user_id"]
+>>> events.accoil.report().dropped["no_user_id"]
 1
+
+Public frames use the names of the calls' fields (``userId``, ``groupId``, ``groupTraits``).
+The lazy namespace has the same methods; the transform keeps state across rows (dedup,
+latest per user), so it collects its input.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import polars as pl
 
@@ -31,8 +33,11 @@ from .._json import to_json_text
 from ..calls import build_calls
 from ..config import TransformConfig
 from ..read import normalize_frame
-from ..rules import TransformResult, apply_rules, primary_groups
-from ..rules._groups import PRIMARY_GROUP_SCHEMA
+from ..rules import GroupResolver, TransformReport, TransformResult, apply_rules
+from ..rules._groups import EMPTY_GROUP_TRAITS
+
+#: The columns :meth:`AccoilFrame.primary_group` adds.
+PRIMARY_GROUP_COLUMNS = ("groupId", "groupType", "groupTraits")
 
 
 @pl.api.register_dataframe_namespace("accoil")
@@ -67,9 +72,9 @@ class AccoilFrame:
         """One group record per distinct (user, primary group) pair."""
         return self.transform(config).groups
 
-    def report(self, config: TransformConfig | None = None) -> dict[str, Any]:
-        """Rows read, kept and dropped by reason."""
-        return self.transform(config).report.to_dict()
+    def report(self, config: TransformConfig | None = None) -> TransformReport:
+        """Rows read, kept and dropped by reason: where every row went."""
+        return self.transform(config).report
 
     def calls(self, config: TransformConfig | None = None, format: str = "v2") -> pl.DataFrame:
         """Every Accoil call (``kind``, ``call_id``, ``body``) in delivery order."""
@@ -77,10 +82,11 @@ class AccoilFrame:
         return build_calls(r.tracks, r.identifies, r.groups, format)
 
     def primary_group(self) -> pl.DataFrame:
-        """The frame with ``group_id``, ``group_type`` and ``group_traits`` of each row's primary group.
+        """The frame with ``groupId``, ``groupType`` and ``groupTraits`` of each row's
+        primary group; ``groupTraits`` is the track field, ``[{"groupId", "traits"}]``.
 
         Needs ``groups`` and ``group_properties`` (JSON text or nested); rows without a
-        candidate get nulls. Row order and all columns are kept.
+        candidate get null ids and ``[]``. Row order and all columns are kept.
         """
         df = self._df
         cols = {c.lower(): c for c in df.columns}
@@ -96,9 +102,15 @@ class AccoilFrame:
                 for c in ("groups", "group_properties")
             ],
         )
-        primary = primary_groups(nested)
+        primary = GroupResolver().primary_groups(nested)
         joined = nested.select("_row").join(primary, on="_row", how="left", maintain_order="left")
-        return df.with_columns(joined.select(list(PRIMARY_GROUP_SCHEMA)))
+        return df.with_columns(
+            joined.select(
+                groupId="group_id",
+                groupType="group_type",
+                groupTraits=pl.col("groupTraits").fill_null(EMPTY_GROUP_TRAITS),
+            )
+        )
 
 
 @pl.api.register_lazyframe_namespace("accoil")
@@ -111,6 +123,19 @@ class AccoilLazyFrame:
 
     def _eager(self) -> AccoilFrame:
         return AccoilFrame(self._lf.collect())
+
+    def canonical(
+        self, config: TransformConfig | None = None, *, source: str = "<LazyFrame>"
+    ) -> pl.LazyFrame:
+        return self._eager().canonical(config, source=source).lazy()
+
+    def transform(
+        self, config: TransformConfig | None = None, *, strict: bool = False
+    ) -> TransformResult:
+        return self._eager().transform(config, strict=strict)
+
+    def report(self, config: TransformConfig | None = None) -> TransformReport:
+        return self._eager().report(config)
 
     def tracks(self, config: TransformConfig | None = None) -> pl.LazyFrame:
         return self._eager().tracks(config).lazy()

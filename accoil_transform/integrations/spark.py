@@ -37,8 +37,9 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,18 @@ from ..read import (
 )
 from ..rules import GROUP_FACTS_SCHEMA, Transformer, apply_rules, dedup_key, user_id
 from ..rules._select import GROUP_IDENTIFY
+from ._spark_acks import (
+    ACKS_SCHEMA,
+    DEFAULT_ACK_GROUP,
+    DEFAULT_ACK_SECONDS,
+    REJECTED_DIR,
+    TableSink,
+    acked_ids,
+    compact_acks,
+    filesystem,
+    read_ids,
+    run_prefix,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -487,45 +500,112 @@ def send_partitions(
     calls_df: DataFrame,
     *,
     api_key: str,
-    ledger_dir: str | Path,
+    acks: str | os.PathLike[str] | None = None,
+    ledger_dir: str | Path | None = None,
     base_url: str | None = None,
     format: str = "v2",
     url: str | None = None,
     options: DeliveryOptions | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_rate_total: float | None = None,
+    dead_letter_dir: str | Path | None = None,
+    ack_group: int = DEFAULT_ACK_GROUP,
+    ack_seconds: float = DEFAULT_ACK_SECONDS,
 ) -> DeliveryReport:
     """Send every partition of a calls DataFrame with the delivery engine, in parallel.
 
-    Each Spark task sends its partition in order (identify, then group, then track) and
-    records acknowledged ids in its own ledger, ``ledger_dir/partition-<id>.sqlite``,
-    so a retried task, or a re-run with the same partitions, skips what was sent.
+    Each Spark task sends its partition in order (identify, then group, then track) with
+    :func:`~accoil_transform.delivery.send` (retries, rate limit, circuit breaker).
     Partitions hold whole users, so a user's identify precedes their tracks; calls of
-    different partitions run concurrently. ``ledger_dir`` must be a path every executor
-    sees (local disk in local mode, a shared mount on a cluster); disable speculative
-    execution. Failed calls of partition i go to ``ledger_dir/partition-<i>.dead.ndjson``.
-    Returns the summed report of all partitions.
+    different partitions run concurrently. Returns the summed report of all tasks.
+
+    ``acks`` (a folder or object-store URI that Spark and the executors' pyarrow can
+    write) holds the acknowledgements table (:mod:`._spark_acks`). The calls it holds as
+    done for this destination (base URL and key hash) are anti-joined away first, and
+    the rest re-partitioned by user; each task attempt commits its acknowledged ids as
+    files of its own every ``ack_group`` ids or ``ack_seconds``. So a re-run, with any
+    partitions, or a retried task, re-sends only the calls that were in flight (sent,
+    their group not yet committed) when a task died; a speculative attempt may likewise
+    duplicate only the calls in flight. Anti-joined calls are in no count of the report.
+
+    ``ledger_dir`` is the single-node option instead: one SQLite ledger per partition,
+    ``ledger_dir/partition-<id>.sqlite``, on a local disk (SQLite must not be on a
+    network mount); a re-run must use the same partitions.
+
+    ``max_rate_total`` caps calls/s over all tasks: each task gets an equal share of the
+    tasks that run at once (the partitions, at most ``spark.default.parallelism``), and
+    ``options.max_rate`` still caps each task. Calls that finally failed go to
+    ``dead_letter_dir/partition-<id>-<attempt>.dead.ndjson`` (a local or mounted folder)
+    if given (with ``ledger_dir``: beside the ledgers).
     """
     _pyspark()
+    from .._destination import Destination
     from ..delivery import DeliveryReport
 
     if not api_key:
         raise ConfigError("an API key is required to send calls (set ACCOIL_API_KEY)")
+    if (acks is None) == (ledger_dir is None):
+        raise ConfigError("send_partitions needs acks=PATH (or ledger_dir=, single node)")
+    if max_rate_total is not None and max_rate_total <= 0:
+        raise ConfigError(f"max_rate_total must be positive, got {max_rate_total}")
+    if ack_group < 1 or ack_seconds <= 0:
+        raise ConfigError("ack_group must be at least 1 and ack_seconds positive")
     wire = get_format(format)
+    options = options or DeliveryOptions()
+    destination = Destination.resolve(api_key, base_url)
+    todo = calls_df
+    where: _Where
+    if acks is not None:
+        uri = _absolute(acks).rstrip("/")
+        done = acked_ids(
+            calls_df.sparkSession, uri, destination.id, retry_rejected=options.retry_rejected
+        )
+        if done is not None:  # the join shuffles: each user's calls in one partition again
+            n = calls_df.rdd.getNumPartitions()
+            todo = (
+                calls_df.join(done, "call_id", "left_anti")
+                .select(*calls_df.columns)
+                .repartition(n, "user_id")
+            )
+        dead = str(Path(dead_letter_dir).resolve()) if dead_letter_dir is not None else None
+        where = _Where(uri, None, dead, run_prefix(), ack_group, ack_seconds)
+    else:
+        assert ledger_dir is not None
+        folder = str(Path(ledger_dir).resolve())  # a local folder: SQLite files
+        where = _Where(None, folder, dead_letter_dir or folder, "", ack_group, ack_seconds)
+    if max_rate_total is not None:
+        sc = calls_df.sparkSession.sparkContext
+        at_once = max(1, min(todo.rdd.getNumPartitions(), sc.defaultParallelism))
+        share = max_rate_total / at_once
+        options = replace(options, max_rate=min(options.max_rate or share, share))
     send = _Send(
         _TaskKey(api_key),
         wire.name,
-        str(Path(ledger_dir).resolve()),  # a local or mounted folder: SQLite files
-        options or DeliveryOptions(),
-        base_url=base_url,
+        where,
+        options,
+        base_url=destination.base_url,
         url=url,
         batch_size=batch_size,
+        destination=destination.id,
     )
     started = time.perf_counter()
-    rows = calls_df.mapInArrow(send, "partition int, report string").collect()
+    rows = todo.mapInArrow(send, "partition int, report string").collect()
     return DeliveryReport.combine(
         (DeliveryReport.from_dict(orjson.loads(row["report"])) for row in rows),
         duration_s=time.perf_counter() - started,
     )
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a task keeps what it did: the acks table or a SQLite folder, dead letters."""
+
+    acks: str | None
+    ledger_dir: str | None
+    dead_letter_dir: str | Path | None
+    prefix: str  # this run's acks file names: acks-<run>-
+    group: int
+    seconds: float
 
 
 class _TaskKey:
@@ -558,49 +638,71 @@ class _Send:
     """mapInArrow: deliver one partition's calls; yields its report as JSON."""
 
     def __init__(
-        self, secret: Any, fmt: str, ledger_dir: str, options: Any, *,
-        base_url: str | None, url: str | None, batch_size: int,
+        self, secret: Any, fmt: str, where: _Where, options: Any, *,
+        base_url: str | None, url: str | None, batch_size: int, destination: str,
     ) -> None:  # fmt: skip
-        self.secret, self.fmt, self.ledger_dir, self.options = secret, fmt, ledger_dir, options
+        self.secret, self.fmt, self.where, self.options = secret, fmt, where, options
         self.base_url, self.url, self.batch_size = base_url, url, batch_size
+        self.destination = destination
 
     def __repr__(self) -> str:  # never show the key
-        return f"_Send(format={self.fmt!r}, ledger_dir={self.ledger_dir!r})"
+        return f"_Send(format={self.fmt!r}, where={self.where!r})"
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
+        from .._destination import Destination
         from ..delivery import send
 
         context = TaskContext.get()
         pid = context.partitionId() if context else 0
+        attempt = context.attemptNumber() if context else 0
         table = _whole(batches)
         if table is None:
             return
         calls = pl.from_arrow(table)
         assert isinstance(calls, pl.DataFrame)
         wire = get_format(self.fmt)
-        base = Path(self.ledger_dir) / f"partition-{pid}"
-        options = replace(
-            self.options,
-            ledger_path=base.with_suffix(".sqlite"),
-            dead_letter_path=base.with_suffix(".dead.ndjson"),
-            progress=False,
-        )
+        where = self.where
+        options = replace(self.options, ledger_path=None, progress=False)
+        sink = None
+        if where.acks is not None:
+            name = f"{where.prefix}p{pid:05d}-a{attempt}-{uuid.uuid4().hex[:6]}-"
+            fs, root = filesystem(where.acks)
+            # Skip what earlier attempts of this run acknowledged: of this partition (a
+            # resubmitted stage starts again at attempt 0), or any (a retry, a speculation).
+            mine = where.prefix if attempt else f"{where.prefix}p{pid:05d}-"
+            skip: set[str] = set()
+            for folder in (root, f"{root}/{REJECTED_DIR}"):
+                skip |= read_ids(fs, folder, mine, self.destination)
+            kinds = dict(zip(calls["call_id"], calls["kind"], strict=True))
+            sink = TableSink(
+                where.acks, self.destination, name, kinds=kinds, skip=skip,
+                group=where.group, seconds=where.seconds,
+            )  # fmt: skip
+        else:
+            assert where.ledger_dir is not None
+            ledger = Path(where.ledger_dir) / f"partition-{pid}.sqlite"
+            options = replace(options, ledger_path=ledger)
+        if where.dead_letter_dir is not None:
+            suffix = f"-{attempt}" if where.acks is not None else ""
+            dead = Path(where.dead_letter_dir) / f"partition-{pid}{suffix}.dead.ndjson"
+            options = replace(options, dead_letter_path=dead)
         batches_out = iter_batches(
-            calls,
-            wire,
-            base_url=self.base_url,
-            url=self.url,
-            batch_size=self.batch_size,
+            calls, wire, base_url=self.base_url, url=self.url, batch_size=self.batch_size
         )
-        report = send(
-            batches_out,
-            api_key=self.secret.reveal(),
-            auth=wire.auth,
-            options=options,
-            total=calls.height,
-        )
+        try:
+            report = send(
+                batches_out,
+                auth=wire.auth,
+                options=options,
+                total=calls.height,
+                destination=Destination.resolve(self.secret.reveal(), self.base_url),
+                ledger=sink,
+            )
+        finally:
+            if sink is not None:
+                sink.close()  # what was acknowledged, even when the task fails
         yield pa.RecordBatch.from_pydict(
             {"partition": [pid], "report": [orjson.dumps(report.to_dict()).decode()]},
             schema=pa.schema([("partition", pa.int32()), ("report", pa.string())]),
@@ -608,9 +710,11 @@ class _Send:
 
 
 __all__ = [
+    "ACKS_SCHEMA",
     "CALLS_ARROW_SCHEMA",
     "CALLS_DDL",
     "INSTALL_HINT",
+    "compact_acks",
     "read_amplitude_json",
     "send_partitions",
     "to_calls",

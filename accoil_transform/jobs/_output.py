@@ -1,11 +1,16 @@
-"""Files a run writes: the dry-run calls, the quarantine and the JSON report."""
+"""Files a run writes: the dry-run calls, the quarantine and the JSON report.
+
+The calls and the report can go to standard output instead of a file: the path ``-``.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import polars as pl
 
@@ -58,14 +63,13 @@ def write_dry_run(
     ``calls`` is a calls frame or an iterable of them, written in order as they come.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     chunks = [calls] if isinstance(calls, pl.DataFrame) else calls
     texts = (
         text_buffer(_lines(chunk, fmt, base_url=base_url, url=url, end="\n"))
         for chunk in chunks
         if not chunk.is_empty()
     )
-    with open(path, "wb") as fh:
+    with opened(path) as fh:
         # The next chunk's lines are made while this one is written.
         for text in prefetched(texts, name="accoil-lines"):
             fh.write(text)
@@ -81,7 +85,28 @@ def write_quarantine(quarantine: pl.DataFrame, path: str | Path) -> Path:
 
 
 def write_report(report: dict[str, Any], path: str | Path) -> Path:
+    """Write the JSON report (``-``: standard output)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with opened(path) as fh:
+        fh.write((json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
+
+
+def is_stdout(path: str | Path | None) -> bool:
+    """Whether ``path`` names standard output (``-``)."""
+    return path is not None and str(path) == STDOUT
+
+
+STDOUT = "-"
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` opened for writing bytes (its folder made), or standard output for ``-``."""
+    if is_stdout(path):
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        yield fh

@@ -7,6 +7,7 @@ output files together; each of those is usable and testable alone.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,14 +27,16 @@ from ..calls import (
     skipped_account_groups,
     track_calls,
 )
-from ..config import ReadOptions, RunOptions, TransformConfig
+from ..config import DEFAULT_OUT, ReadOptions, RunOptions, TransformConfig
 from ..errors import DeliveryError, InputError, Interrupted
 from ..read import CANONICAL_SCHEMA, Source, read_events, with_original_lines
 from ..rules import Transformer, TransformReport, TransformResult, apply_rules
-from ._output import write_dry_run, write_quarantine, write_report
+from ._output import is_stdout, write_dry_run, write_quarantine, write_report
 from ._spill import TrackSpill
 
 if TYPE_CHECKING:  # delivery pulls in an HTTP client; dry runs never need it
+    from tqdm import tqdm
+
     from ..delivery import DeliveryReport, Ledger
 
 
@@ -43,7 +46,8 @@ class RunResult:
 
     ``report`` is the transform's :class:`~accoil_transform.rules.TransformReport` (its
     ``calls`` counts the calls of the run's format); ``delivery`` is ``None`` for a dry
-    run; ``outputs`` names each file written (``calls``, ``quarantine``, ``report``).
+    run; ``outputs`` names each file written (``calls``, ``quarantine``, ``report``,
+    ``dead_letter``, ``ledger``).
     """
 
     report: TransformReport
@@ -158,6 +162,12 @@ def run(
     def result(delivery: DeliveryReport | None = None, stopped: str | None = None) -> RunResult:
         if options.report:
             outputs["report"] = options.report
+        if delivery is not None:
+            dead_letter = options.delivery.dead_letter_path
+            if dead_letter is not None and delivery.total.dead_lettered:
+                outputs["dead_letter"] = Path(dead_letter)
+            if ledger is not None:
+                outputs["ledger"] = Path(ledger.path)
         done = RunResult(
             report=t.report,
             format=wire.name,
@@ -176,9 +186,11 @@ def run(
         return done
 
     try:
-        with TrackSpill() as spill:
+        with TrackSpill() as spill, _progress(options.delivery.progress) as bar:
             for frame in read_events(inputs, config, only_needed=True, options=options.read):
                 spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
+                bar.update(frame.height)
+            bar.close()
             identifies, groups = t.finish()
             _check_something_read(t.report, t.quarantine)
             head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
@@ -189,7 +201,8 @@ def run(
             t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
             t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
             if not t.quarantine.is_empty():
-                target = options.quarantine or _beside(options.out, ".quarantine.ndjson")
+                beside = DEFAULT_OUT if is_stdout(options.out) else options.out
+                target = options.quarantine or _beside(beside, ".quarantine.ndjson")
                 quarantine = _originals(t.quarantine, inputs, options.read)
                 outputs["quarantine"] = write_quarantine(quarantine, target)
             if options.is_dry_run:
@@ -217,6 +230,19 @@ def run(
     finally:
         if ledger is not None:
             ledger.close()
+
+
+def _progress(show: bool) -> tqdm:
+    """A bar of the rows transformed, on stderr if it is a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        desc="transform",
+        unit=" rows",
+        unit_scale=True,
+        leave=False,
+        disable=not (show and sys.stderr.isatty()),
+    )
 
 
 def _open_ledger(options: RunOptions, destination: Destination) -> Ledger | None:

@@ -28,7 +28,7 @@ from .._json import SEPARATOR, Getters, cells, line_decoder
 from ..config import DEFAULT_DECODE_BYTES, JSON_COLUMNS
 from ..errors import InputError
 from ._lines import UTF8_BOM, Span, parse_overlong
-from ._schema import canonical_name
+from ._schema import SUPPORTED_FORMATS, canonical_name
 
 
 @dataclass
@@ -149,7 +149,11 @@ def decode_lines(
         line = _decode_span(buffer, start, end, line, decoder, values, decoded, decode_bytes)
     if decoded.rows == 0 and decoded.bad and first_line == 1:
         number, reason, _ = decoded.bad[0]
-        raise InputError(source, f"not an NDJSON event file: {reason}", line=number)
+        raise InputError(
+            source,
+            f"not an NDJSON event file: {reason}; supported inputs: {SUPPORTED_FORMATS}",
+            line=number,
+        )
     decoded.next_line = line
     decoded.parts = [(source, decoded.rows, len(decoded.bad))]
     return decoded

@@ -36,7 +36,7 @@ def with_original_lines(
     for source, line in quarantine.select("source", "line").iter_rows():
         wanted.setdefault(source, set()).add(line)
     found: dict[tuple[str, int], bytes] = {}
-    for raw in iter_raw_inputs(inputs, options):
+    for raw in iter_raw_inputs(inputs, options, tables=False):
         if callable(raw.data) and raw.name in wanted:
             found.update(_lines(raw, wanted[raw.name], options))
     if not found:

@@ -16,6 +16,12 @@ from ..config import JSON_COLUMNS
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
+#: The file formats read, named in the errors for files that are none of them.
+SUPPORTED_FORMATS = (
+    "an Amplitude Export API zip; NDJSON (.json, .jsonl), plain or gzip; CSV with a header "
+    "row (comma, tab, | or ; separated), plain or gzip; Parquet"
+)
+
 #: Alternative spellings found in warehouse extracts (lower-cased first).
 COLUMN_ALIASES: dict[str, str] = {
     "$insert_id": "insert_id",

@@ -7,7 +7,7 @@ it is named after it: ``_select`` (selection), ``_map`` (mapping), ``_groups`` (
 """
 
 from ._groups import GroupResolver, primary_groups
-from ._report import DROP_REASONS, TransformReport
+from ._report import DROP_REASON_WORDS, DROP_REASONS, TransformReport
 from ._select import PLACEHOLDER_USER_IDS, dedup_key, user_id
 from ._transformer import (
     GROUP_FACTS_SCHEMA,
@@ -22,6 +22,7 @@ from ._transformer import (
 
 __all__ = [
     "DROP_REASONS",
+    "DROP_REASON_WORDS",
     "GROUPS_SCHEMA",
     "GROUP_FACTS_SCHEMA",
     "IDENTIFIES_SCHEMA",

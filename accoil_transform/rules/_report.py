@@ -7,6 +7,13 @@ from typing import Any
 
 #: Drop reasons in precedence order (see :data:`PLACES` for the whole order).
 DROP_REASONS: tuple[str, ...] = ("malformed", "duplicate", "no_user_id", "event_type")
+#: Each drop reason in plain words, as the command line's summary and the notebook say it.
+DROP_REASON_WORDS: dict[str, str] = {
+    "malformed": "malformed line",
+    "duplicate": "duplicate",
+    "no_user_id": "no user id",
+    "event_type": "filtered out by event type",
+}
 
 #: Where a row can end, the first that applies: a drop reason, or ``trait_rows`` for the
 #: ``$groupidentify`` and ``$identify`` rows that carry account and user data. A row to

@@ -2,7 +2,10 @@
 
 It speaks the v2, ``/segment`` and legacy v1 contracts (see :mod:`accoil_transform.calls` and the
 reference notes): ``202`` for a valid call, ``400`` with a ``{"message"}`` for a body
-that breaks the contract, ``401`` for a wrong key. It records every call it accepted,
+that breaks the contract, ``401`` for a wrong key. An empty object ``{}`` posted to
+``/segment`` is an authentication test, as Segment's destination and ``accoil-transform
+check`` send it: ``200`` once the key passes, and no call is recorded as accepted. It
+records every call it accepted,
 with server-side timestamps, and injects faults on demand (:class:`FaultPlan`)::
 
     with LocalAccoil(api_key="test-key") as srv:
@@ -32,8 +35,9 @@ from typing import Any
 
 import orjson
 
+from ..config import DEFAULT_MAX_BODY_BYTES
+
 DEFAULT_API_KEY = "test-key"
-DEFAULT_MAX_BODY_BYTES = 256 * 1024
 BAD_AUTH_MESSAGE = "API Key should start with 'Basic' and be followed by a space and your API key."
 
 #: Fault names accepted by :meth:`FaultPlan.script` besides plain statuses.
@@ -536,6 +540,8 @@ class LocalAccoil:
                 return 400, BAD_AUTH_MESSAGE
             if self._api_key is not None and auth != self._auth_values[route.fmt]:
                 return 401, "invalid API key"
+            if route.fmt == "segment" and body == {}:  # an authentication test, not a call
+                return 200, "authenticated"
         error = route.validate(body)
         return (400, error) if error is not None else (202, "")
 

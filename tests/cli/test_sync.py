@@ -6,6 +6,7 @@ from a local Amplitude Export API and sends them to a local Accoil; its state li
 the ledger. A failed run moves nothing forward, and the repeat sends nothing twice.
 """
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from accoil_transform.delivery import Ledger
 from accoil_transform.jobs import STATE_KEY
 from accoil_transform.testing import FaultPlan, LocalAccoil, LocalAmplitudeExport
 from accoil_transform.testing.synthetic import generate_events, write_export_zip
+
+from .helpers import cli
 
 ACCOIL_KEY = "sync-test-accoil-key"
 START = datetime(2026, 11, 20, 0, tzinfo=UTC)
@@ -88,7 +91,7 @@ def test_sync_sends_each_window_once_and_moves_the_state(env, events, monkeypatc
 
         capsys.readouterr()
         assert sync("--until", "20261120T03") == 0
-        assert "nothing new to sync" in capsys.readouterr().out
+        assert "nothing new to sync" in capsys.readouterr().err
 
 
 def test_failed_run_is_repeated_without_duplicates(env, events, monkeypatch, capsys):
@@ -183,3 +186,102 @@ def test_hours_that_all_answer_404_are_an_error_and_keep_the_state(
             assert ledger.get_state(STATE_KEY) == "20261120T01"
         assert sync("--until", "20261120T03") == 9
         assert [(r.start, r.end) for r in amp.requests][-1] == ("20261120T02", "20261120T03")
+
+
+# --------------------------------------------------------------------------- as a user runs it
+
+
+def user_env(tmp_path: Path, amp: LocalAmplitudeExport, accoil: LocalAccoil) -> dict[str, str]:
+    return {
+        "ACCOIL_API_KEY": ACCOIL_KEY,
+        "ACCOIL_BASE_URL": accoil.base_url,
+        "ACCOIL_LEDGER": str(tmp_path / "ledger.sqlite"),
+        "ACCOIL_EXPORT_DIR": str(tmp_path / "export"),
+        "AMPLITUDE_API_KEY": "amp-key",
+        "AMPLITUDE_SECRET_KEY": "amp-secret",
+        "AMPLITUDE_BASE_URL": amp.url,
+    }
+
+
+def test_sync_status_and_rewind_as_a_user_runs_them(tmp_path, events):
+    with (
+        LocalAmplitudeExport(events, api_key="amp-key", secret_key="amp-secret") as amp,
+        LocalAccoil(api_key=ACCOIL_KEY) as accoil,
+    ):
+        env = user_env(tmp_path, amp, accoil)
+        ledger = tmp_path / "ledger.sqlite"
+
+        proc = cli("sync", "status", env=env)
+        assert proc.returncode == 3 and str(ledger) in proc.stderr
+
+        # --since-last is the default mode; the flag still works.
+        proc = cli("sync", "--start", "20261120T00", "--until", "20261120T01", env=env)
+        assert proc.returncode == 0, proc.stderr
+        proc = cli("sync", "--since-last", "--until", "20261120T03", env=env)
+        assert proc.returncode == 0, proc.stderr
+        sent = len(accoil.accepted)
+        assert sent > len(events)
+
+        proc = cli("sync", "status", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "last synced hour  20261120T03" in proc.stdout
+        table = [line.split() for line in proc.stdout.splitlines() if accoil.base_url in line]
+        assert [row[:3] for row in table] == [[f"{sent:,}", "0", accoil.base_url]]
+        assert ACCOIL_KEY not in proc.stdout + proc.stderr
+        # The ledger may be named before or after the action, or come from the environment.
+        for args in (["status", "--ledger", str(ledger)], ["--ledger", str(ledger), "status"]):
+            proc = cli("sync", *args, "--json", env=env | {"ACCOIL_LEDGER": "elsewhere.sqlite"})
+            assert proc.returncode == 0, proc.stderr
+            status = json.loads(proc.stdout)
+            assert status["last_hour"] == "20261120T03"
+            assert status["destinations"][0]["sent"] == sent
+            assert status["destinations"][0]["base_url"] == accoil.base_url
+
+        # Bad input is exit 3 with a message, and the state does not move.
+        proc = cli("sync", "--rewind-to", "2026-11-20T02", env=env)
+        assert proc.returncode == 3 and "YYYYMMDDTHH" in proc.stderr
+        proc = cli("sync", "--rewind-to", "20261121T00", env=env)
+        assert proc.returncode == 3 and "only moves the state back" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        proc = cli("sync", "--rewind-to", "20261120T02", "--until", "20261120T03", env=env)
+        assert proc.returncode == 2
+        with Ledger(ledger) as state:
+            assert state.get_state(STATE_KEY) == "20261120T03"
+
+        proc = cli("sync", "--rewind-to", "20261120T02", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "the next sync starts at 20261120T02" in proc.stdout
+        with Ledger(ledger) as state:
+            assert state.get_state(STATE_KEY) == "20261120T01"
+        assert len(amp.requests) == 2 and len(accoil.accepted) == sent  # nothing sent
+
+        # The next sync exports the rewound hours again; the ledger skips what was sent.
+        proc = cli("sync", "--until", "20261120T03", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert [(r.start, r.end) for r in amp.requests][-1] == ("20261120T02", "20261120T03")
+        assert len(accoil.accepted) == sent
+        with Ledger(ledger) as state:
+            assert state.get_state(STATE_KEY) == "20261120T03"
+
+
+def test_status_reads_a_ledger_a_run_holds_and_rewind_waits_its_turn(tmp_path):
+    ledger = tmp_path / "ledger.sqlite"
+    env = {"ACCOIL_LEDGER": str(ledger)}
+    with Ledger(ledger, destination="http://127.0.0.1:1#0123456789abcdef") as held:
+        held.record(["a", "b"], wait=True)
+        held.record(["c"], status=400, wait=True)
+        held.set_state(STATE_KEY, "20261120T05")
+        proc = cli("sync", "status", env=env)  # read-only: the lock is not needed
+        assert proc.returncode == 0, proc.stderr
+        assert "last synced hour  20261120T05" in proc.stdout
+        assert "http://127.0.0.1:1 (key #0123456789abcdef)" in proc.stdout
+        proc = cli("sync", "--rewind-to", "20261120T00", env=env)
+        assert proc.returncode == 6 and "another run" in proc.stderr
+    proc = cli("sync", "status", "--json", env=env)
+    status = json.loads(proc.stdout)
+    assert status["destinations"] == [
+        {"base_url": "http://127.0.0.1:1", "key_hash": "0123456789abcdef", "sent": 2, "rejected": 1}
+    ]
+    (tmp_path / "junk.sqlite").write_text("not a ledger\n")
+    proc = cli("sync", "status", "--ledger", str(tmp_path / "junk.sqlite"), env=env)
+    assert proc.returncode == 8 and "Traceback" not in proc.stderr

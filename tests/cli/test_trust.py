@@ -20,6 +20,8 @@ import pytest
 
 from accoil_transform.testing import FaultPlan, LocalAccoil
 
+from .helpers import cli as run_cli
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "amplitude_export_sample.zip"
 KEY = "live-key-0123456789"
@@ -28,13 +30,7 @@ KEY = "live-key-0123456789"
 def cli(
     *args: str, key: str | None = KEY, timeout: float = 180, **kw: object
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCOIL_", "AMPLITUDE_"))}
-    if key is not None:
-        env["ACCOIL_API_KEY"] = key
-    return subprocess.run(
-        [sys.executable, "-m", "accoil_transform", *args],
-        capture_output=True, text=True, timeout=timeout, env=env, **kw,  # type: ignore[call-overload]
-    )  # fmt: skip
+    return run_cli(*args, env={} if key is None else {"ACCOIL_API_KEY": key}, timeout=timeout, **kw)
 
 
 def start(*args: str, key: str = KEY) -> subprocess.Popen[str]:
@@ -96,6 +92,7 @@ def test_a_second_workspace_on_one_ledger_gets_every_call(
 
 
 def test_overlapping_runs_one_waits_out_the_other_exits(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
     with LocalAccoil(api_key=KEY, faults=FaultPlan(latency_ms=30)) as srv:
         first = start(*send_args(srv, tmp_path, "--concurrency", "4"))
         waited(lambda: srv.stats()["accepted"] > 10)

@@ -407,7 +407,8 @@ def test_readme_example_runs(spark, sample_dir, tmp_path, monkeypatch, capsys):
         ns["calls"].unpersist()
         want = local_calls(SAMPLE_ZIP, TransformConfig(properties=["plan"]), "v2")
         assert len(server.accepted) == ns["report"].total.sent == len(want)
-    assert len(list((tmp_path / "accoil-ledgers").glob("partition-*.sqlite"))) == 8
+    acked = pl.read_parquet(tmp_path / "accoil-acks" / "*.parquet")
+    assert acked.height == len(want) and acked["call_id"].n_unique() == len(want)
     assert list((tmp_path / "accoil-calls").glob("*.parquet"))
     assert "'sent':" in capsys.readouterr().out
 

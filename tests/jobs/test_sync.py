@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 import accoil_transform as at
 from accoil_transform.amplitude import AmplitudeExportClient
 from accoil_transform.delivery import Ledger
+from accoil_transform.errors import ConfigError, InputError, LedgerBusyError, LedgerError
 from accoil_transform.jobs import STATE_KEY, latest_exportable_hour, next_window
+from accoil_transform.jobs._sync import rewind, sync_status
 from accoil_transform.testing import LocalAccoil, LocalAmplitudeExport, make_events
 
 KEY = "jobs-sync-accoil-key"
@@ -86,3 +90,56 @@ def test_sync_sends_the_window_once_and_moves_the_state(tmp_path: Path) -> None:
         assert again.last_hour == "20261120T02" and again.complete
         assert again.to_dict()["window"] is None
         assert len(amp.requests) == asked
+
+
+def test_sync_status_reads_the_state_and_counts_per_destination(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    with pytest.raises(InputError, match="no ledger here"):
+        sync_status(ledger)
+    with Ledger(ledger, destination="https://in.accoil.com#aaaa") as a:
+        a.record(["1", "2", "3"], wait=True)
+    with Ledger(ledger, destination="http://127.0.0.1:8765#bbbb") as b:
+        b.record(["1"], wait=True)
+        b.record(["9"], status=422, wait=True)
+    now = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+    status = sync_status(ledger, now=now)
+    assert (status.last_hour, status.next_window) == (None, None)
+    assert [(d.base_url, d.key_hash, d.sent, d.rejected) for d in status.destinations] == [
+        ("http://127.0.0.1:8765", "bbbb", 1, 1),
+        ("https://in.accoil.com", "aaaa", 3, 0),
+    ]
+    with Ledger(ledger) as state:
+        state.set_state(STATE_KEY, "20261120T05")
+    status = sync_status(ledger, now=now)
+    assert status.last_hour == "20261120T05"
+    assert str(status.next_window) == "20261120T06..20261120T09"
+    assert status.to_dict()["next_window"] == "20261120T06..20261120T09"
+    assert sync_status(ledger, now=datetime(2026, 11, 20, 8, tzinfo=UTC)).next_window is None
+
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database, not even close" * 10)
+    with pytest.raises(LedgerError, match="not a usable ledger"):
+        sync_status(junk)
+
+
+def test_rewind_moves_the_state_back_only(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    with pytest.raises(InputError, match="no ledger here"):
+        rewind(ledger, "20261120T00")
+    with Ledger(ledger):
+        pass
+    with pytest.raises(ConfigError, match="nothing to rewind"):
+        rewind(ledger, "20261120T00")
+    with Ledger(ledger) as state:
+        state.set_state(STATE_KEY, "20261120T05")
+    for bad in ("2026112005", "20261120T24", "20261120t05 x"):
+        with pytest.raises(ConfigError):
+            rewind(ledger, bad)
+    with pytest.raises(ConfigError, match="only moves the state back"):
+        rewind(ledger, "20261120T07")
+    assert rewind(ledger, "20261120T06") == ("20261120T05", "20261120T05")  # already next
+    assert rewind(ledger, "20261119T23") == ("20261120T05", "20261119T22")
+    with Ledger(ledger) as state:
+        assert state.get_state(STATE_KEY) == "20261119T22"
+    with Ledger(ledger), pytest.raises(LedgerBusyError):
+        rewind(ledger, "20261119T00")

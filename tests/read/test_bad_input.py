@@ -134,15 +134,18 @@ def test_zip_member_with_bad_crc(tmp_path: Path, good, make_zip) -> None:
 # --------------------------------------------------------------------------- not NDJSON
 
 
-def test_csv_file(tmp_path: Path) -> None:
+def test_csv_file_without_a_header_row(tmp_path: Path) -> None:
+    # A CSV with a header row naming event_type is read (tests/read/test_warehouse_forms.py);
+    # without one (Redshift UNLOAD's default) it is neither, and the error lists the formats.
     path = tmp_path / "events.csv"
-    path.write_text("event_type,event_time,user_id\nDoc Opened,2025-07-01 00:00:00,u1\n")
+    path.write_text("Doc Opened,2025-07-01 00:00:00,u1\n")
     err = input_error(path)
     assert err.source == str(path)
     assert err.line == 1
     assert str(err).startswith(f"{path}, line 1: ")
     assert "not an NDJSON event file" in str(err)
     assert "JSON" in err.reason
+    assert "CSV with a header row" in err.reason
 
 
 def test_csv_named_json_in_a_zip(tmp_path: Path) -> None:
@@ -205,11 +208,12 @@ def test_missing_configured_user_id_column() -> None:
     assert "'account_email'" in str(err)
 
 
-def test_event_time_as_integers() -> None:
-    df = pl.DataFrame({"event_type": ["a"], "event_time": [1_751_385_600_000], "user_id": ["u"]})
+def test_event_time_as_booleans() -> None:
+    # Integers are epoch times now (tests/read/test_warehouse_forms.py); a boolean is not.
+    df = pl.DataFrame({"event_type": ["a"], "event_time": [True], "user_id": ["u"]})
     err = input_error(df)
-    assert "'event_time'" in str(err) and "Int64" in str(err)
-    assert "expected a time string" in str(err)
+    assert "'event_time'" in str(err) and "Boolean" in str(err)
+    assert "expected a time" in str(err) and "epoch" in str(err) and "' UTC'" in str(err)
 
 
 def test_event_type_as_a_list_column(tmp_path: Path) -> None:

@@ -126,6 +126,19 @@ def test_segment_contract(accoil_server: LocalAccoil) -> None:
     ]
 
 
+def test_an_empty_segment_post_tests_authentication(accoil_server: LocalAccoil) -> None:
+    # What ``accoil-transform check`` sends: the key is checked, nothing is recorded.
+    assert post(accoil_server, "/segment", {}, SEG_AUTH).status_code == 200
+    assert post(accoil_server, "/segment", {}, V2_AUTH).status_code == 401
+    bad = {"Authorization": "Basic " + base64.b64encode(b"nope:").decode()}
+    assert post(accoil_server, "/segment", {}, bad).status_code == 401
+    missing = post(accoil_server, "/segment", {})
+    assert missing.status_code == 400 and "should start with 'Basic'" in missing.json()["message"]
+    assert post(accoil_server, "/v2/track", {}, V2_AUTH).status_code == 400  # not on v2
+    assert accoil_server.accepted == []
+    assert accoil_server.stats()["accepted"] == 0
+
+
 def test_v1_contract_key_in_body_is_not_recorded(accoil_server: LocalAccoil) -> None:
     ok = {"api_key": KEY, "user_id": "u", "event": "E", "timestamp": MS}
     assert post(accoil_server, "/v1/events", ok).status_code == 202
