@@ -23,7 +23,6 @@ import orjson
 import polars as pl
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -50,27 +49,6 @@ PARTITIONS = 4
 API_KEY = "test-key"
 
 Call = tuple[str, str, str | None, str]
-
-
-@pytest.fixture(scope="session")
-def spark():
-    # The workers run this interpreter (PySpark takes it from the environment).
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("accoil-transform-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(PARTITIONS))
-        .config("spark.default.parallelism", "2")
-        .config("spark.driver.memory", "1g")
-        # Not UTC on purpose: times must not depend on the session's zone.
-        .config("spark.sql.session.timeZone", "Asia/Kolkata")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def spark_calls(calls_df) -> list[Call]:

@@ -16,7 +16,6 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
-from pyspark.sql import SparkSession
 
 from accoil_transform import DeliveryOptions
 from accoil_transform.cli.ledger import export_ledger
@@ -30,24 +29,6 @@ pytestmark = pytest.mark.spark
 KEY = "sk-acks-test-9f3e1c"
 TS = "2025-07-01T10:00:00+00:00"
 FAST = DeliveryOptions(concurrency=4, auth_failure_threshold=3, circuit_seconds=5)
-
-
-@pytest.fixture(scope="session")
-def spark():
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("accoil-transform-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "2")
-        .config("spark.driver.memory", "1g")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def make_calls(users: int = 30, tracks: int = 3, *, bad: int = 0) -> list[tuple[str, ...]]:
