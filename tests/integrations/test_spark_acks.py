@@ -278,7 +278,9 @@ def test_a_task_retried_by_spark_sends_only_the_rest(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = orjson.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["requests"] == out["calls"] + 4  # the four 401s, and each call once
+    # Each call accepted once, plus the 401s: the first attempt stops after 3 of them, and a
+    # 4th may already be in flight (4 slots), so 3 or 4.
+    assert out["calls"] + 3 <= out["requests"] <= out["calls"] + 4
     assert out["distinct"] == out["calls"] and out["max"] == 1
     # The second attempt's report: it skipped what the first got acknowledged (~40).
     assert out["skipped"] >= 40 and out["sent"] + out["skipped"] == out["calls"]
