@@ -65,8 +65,8 @@ def main(args: argparse.Namespace) -> int:
         inputs = run_inputs(args.inputs, settings)
     except ConfigError as exc:
         return fail("run", exc, Exit.USAGE)
-    for problem in output_problems(options):
-        return fail("run", problem, Exit.INPUT)
+    if problems := output_problems(options):  # the first is enough to act on
+        return fail("run", problems[0], Exit.INPUT)
     try:
         outcome = run(inputs, config, options)
     except (AccoilTransformError, KeyboardInterrupt) as exc:

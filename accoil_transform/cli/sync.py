@@ -158,8 +158,8 @@ def main(args: argparse.Namespace) -> int:
             source.check_driver()
     except ConfigError as exc:
         return fail("sync", exc, Exit.USAGE)
-    for problem in output_problems(options):
-        return fail("sync", problem, Exit.INPUT)
+    if problems := output_problems(options):  # the first is enough to act on
+        return fail("sync", problems[0], Exit.INPUT)
     if source is not None:
         return table_main(args, settings, source, config, options)
     try:
