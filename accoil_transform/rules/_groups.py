@@ -127,6 +127,20 @@ def _candidates(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, pl.DataFra
 
 _TEXTS = ["groups", "group_properties"]
 
+# JSON grammar for ONE_GROUP: strings, scalars, and arrays of scalars.
+_STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_SCALAR = _STRING + r"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null"
+_VALUE = rf"(?:{_SCALAR}|\[(?:(?:{_SCALAR})(?:,(?:{_SCALAR}))*)?\])"
+_MEMBER = rf"{_STRING}:{_VALUE}"
+_KEY = r'[^"\\\x00-\x1f]*'
+_KEY_ESCAPES = r'["\\\x00-\x1f]'
+#: ``group_properties`` of one group type holding one id, written compactly, whose traits
+#: are a flat object (values are scalars or arrays of scalars): the form of almost every
+#: event. The pattern is JSON grammar, so a text it matches is valid JSON of exactly this
+#: structure, with keys that need no escapes, and the traits are the text between
+#: ``{"type":{"id":`` and the last ``}}``, exactly as written.
+ONE_GROUP = rf'^\{{"{_KEY}":\{{"{_KEY}":\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}\}}\}}$'
+
 
 def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every candidate, and the primary group, of each distinct text pair of ``texts``.
@@ -140,18 +154,56 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     ``odd_ids``, the ids that were objects or lists.
     """
     candidates, odd = _candidates(texts.select("groups").unique(), key="groups")
+    pairs = (
+        texts.lazy()
+        .select(
+            "_pid",
+            *_TEXTS,
+            _one=pl.col("group_properties").str.contains(ONE_GROUP).fill_null(False),
+        )
+        .join(candidates.lazy(), on="groups", how="inner")
+    )
+    # A text of one group: the candidate's traits are a slice of it, exactly as written
+    # (a type or id that would need escapes in JSON can't be the one it names).
+    plain = ~pl.col("group_type").str.contains(_KEY_ESCAPES) & ~pl.col("group_id").str.contains(
+        _KEY_ESCAPES
+    )
+    prefix = pl.concat_str(
+        pl.lit('{"'), pl.col("group_type"), pl.lit('":{"'), pl.col("group_id"), pl.lit('":')
+    )
+    text = pl.col("group_properties")
+    sliced = pairs.filter("_one").select(
+        "_pid",
+        *_TEXTS,
+        "group_type",
+        "group_id",
+        _risky=pl.lit(False),
+        _traits=pl.when(plain & text.str.starts_with(prefix)).then(
+            text.str.strip_prefix(prefix).str.strip_suffix("}}")
+        ),
+    )
+    # Any other text: a JSONPath lookup, the costly step, once per candidate (common
+    # subexpression) and on all cores; the test for numbers a double may not hold runs
+    # on these rows only. A type or id with a backslash can't be written in JSONPath:
+    # :func:`_lookup_exactly` reads those.
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
-    # Lazy: the JSONPath lookup, the costly step, runs once (common subexpression) and
-    # on all cores; the test for numbers a double may not hold runs once per text.
-    looked_up = (
-        texts.lazy()
-        .select("_pid", *_TEXTS, _risky=pl.col("group_properties").str.contains(RISKY_NUMBER))
-        .join(candidates.lazy(), on="groups", how="inner")
-        .with_columns(_traits=pl.when(traits.str.starts_with("{")).then(traits))
-        .collect()
-        .pipe(_lookup_exactly)
+    backslash = pl.col("group_type").str.contains("\\", literal=True) | pl.col(
+        "group_id"
+    ).str.contains("\\", literal=True)
+    others = pairs.filter(~pl.col("_one"))
+    parsed = others.filter(~backslash).select(
+        "_pid",
+        *_TEXTS,
+        "group_type",
+        "group_id",
+        _risky=pl.col("group_properties").str.contains(RISKY_NUMBER),
+        _traits=pl.when(traits.str.starts_with("{")).then(traits),
     )
+    unparsed = others.filter(backslash).select(
+        "_pid", *_TEXTS, "group_type", "group_id", _risky=False, _traits=pl.lit(None, pl.String)
+    )
+    looked_up = pl.concat([sliced, parsed, unparsed]).collect().pipe(_lookup_exactly)
     first = (
         looked_up.sort(["_pid", "group_id", "group_type"])
         .unique("_pid", keep="first", maintain_order=False)

@@ -5,12 +5,15 @@ the primary group), through the realistic path: NDJSON files → ``at.read_event
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import orjson
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import accoil_transform as at
@@ -230,6 +233,8 @@ def test_group_type_and_id_with_quotes_dots_and_backslashes(tmp_path):
         ("a.b", "c.d"),
         ('q"t', 'i"d'),
         ("back\\slash", "x\\y"),
+        ("\\", "\\"),  # a lone backslash can't be written in JSONPath at all
+        ("end\\", "id\\"),
         ("[x]", "$"),
     ]:
         gt = one_group_traits(
@@ -296,3 +301,88 @@ def test_rows_with_pairs_of_their_own_are_resolved_directly() -> None:
         assert direct._texts.is_empty()  # nothing remembered
         assert_frame_equal(got, remembered.primary_groups(batch), check_row_order=False)
     assert remembered._texts.height > 0
+
+
+# --------------------------------------------------------------------------- one group's text
+
+
+def resolve(groups: str, group_properties: str) -> dict[str, Any]:
+    """The primary group of one event, its texts given as they are written."""
+    frame = pl.DataFrame(
+        {"_row": [0], "groups": [groups], "group_properties": [group_properties]},
+        schema={"_row": pl.UInt64, "groups": pl.String, "group_properties": pl.String},
+    )
+    return primary_groups(frame).row(0, named=True)
+
+
+def test_text_of_one_group_gives_its_traits_exactly_as_written() -> None:
+    # The form of almost every event: one type, one id, flat traits. Numbers keep their
+    # spelling, escapes stay escapes.
+    traits = '{"v":1.50,"e":1E3,"s":"\\u00e9 \\"q\\" }},{","a":[1,2.0,"]"],"n":null}'
+    got = resolve('{"A":["1"]}', '{"A":{"1":' + traits + "}}")
+    assert got["group_traits"] == traits[:-1] + ',"group_type":"A"}'
+    assert orjson.loads(got["group_traits"]) == {**orjson.loads(traits), "group_type": "A"}
+
+
+@pytest.mark.parametrize(
+    "group_properties",
+    [
+        '{"A":{"1":{"v":1,}}}',  # not JSON: a trailing comma
+        '{"A":{"1":{"v":01}}}',  # not JSON: a leading zero
+        '{"A":{"1":{"v":"a\tb"}}}',  # not JSON: a raw tab in a string
+        '{"A":{"1":{"v":1}}}}',  # not JSON: a brace too many
+    ],
+)
+def test_text_of_one_group_that_is_not_json_gives_no_traits(group_properties: str) -> None:
+    assert resolve('{"A":["1"]}', group_properties)["group_traits"] == '{"group_type":"A"}'
+
+
+@pytest.mark.parametrize(
+    ("groups", "group_properties", "traits"),
+    [
+        ('{"A":["2"]}', '{"A":{"1":{"v":1}}}', {}),  # another id
+        ('{"B":["1"]}', '{"A":{"1":{"v":1}}}', {}),  # another type
+        ('{"A":["1"]}', '{"A":{"1":{"o":{"v":1}}}}', {"o": {"v": 1}}),  # nested: parsed
+        ('{"A":["1"]}', '{"A": {"1": {"v": 1}}}', {"v": 1}),  # spaced: parsed
+        ('{"A":["1"]}', '{"A":{"1":{"v":1},"2":{"v":2}}}', {"v": 1}),  # two ids: parsed
+        ('{"a\\"b":["1"]}', '{"a\\"b":{"1":{"v":1}}}', {"v": 1}),  # escaped key: parsed
+        ('{"A":["1"]}', '{"\\u0041":{"1":{"v":1}}}', {"v": 1}),  # escaped key: parsed
+        ('{"A":["1\\"x"]}', '{"A":{"1\\"x":{"v":1}}}', {"v": 1}),  # escaped id: parsed
+    ],
+)
+def test_text_of_one_group_against_other_candidates_and_forms(
+    groups: str, group_properties: str, traits: dict[str, Any]
+) -> None:
+    got = resolve(groups, group_properties)
+    expected = {**traits, "group_type": orjson.loads(groups).popitem()[0]}
+    assert orjson.loads(got["group_traits"]) == expected
+
+
+_SCALARS = (
+    st.text()
+    | st.integers(min_value=-(2**53), max_value=2**53)
+    | st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.booleans()
+    | st.none()
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gtype=st.text(min_size=1),
+    gid=st.text(min_size=1),
+    traits=st.dictionaries(st.text(), _SCALARS | st.lists(_SCALARS, max_size=3), max_size=5),
+    ascii_only=st.booleans(),
+)
+def test_text_of_one_group_any_keys_and_flat_traits(
+    gtype: str, gid: str, traits: dict[str, Any], ascii_only: bool
+) -> None:
+    """Whatever the keys and values, the traits mean what the text says (compact JSON,
+    with or without escapes: the exact slice or the parser's reading agree)."""
+    compact = {"separators": (",", ":"), "ensure_ascii": ascii_only}
+    got = resolve(
+        json.dumps({gtype: [gid]}, **compact),  # type: ignore[arg-type]
+        json.dumps({gtype: {gid: traits}}, **compact),  # type: ignore[arg-type]
+    )
+    assert got["group_id"] == gid
+    assert json.loads(got["group_traits"]) == {**traits, "group_type": gtype}
