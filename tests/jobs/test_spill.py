@@ -74,3 +74,29 @@ def test_runs_stay_in_memory_within_the_budget_and_go_to_disk_past_it(tmp_path):
         out = pl.concat(list(spill.iter_sorted(window_rows=300)))
     assert out.height == 2_001
     assert out.equals(out.sort(["event_time", "_row"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=6),
+    window=st.integers(1, 50),
+    memory=st.sampled_from([0, 1_500, 1 << 30]),
+    overlap=st.booleans(),  # one batch reaching back before the end of the one before
+)
+def test_runs_in_time_order_are_read_one_after_another(sizes, window, memory, overlap):
+    """Input in time order (an export's hours one after another): every run starts where
+    the one before ended, equal times included, and the merge gives them back in order."""
+    frames, row, second = [], 0, 0
+    for n in sizes:
+        frames.append(batch([(second + i // 2, row + i) for i in range(n)]))
+        row, second = row + n, second + (n - 1) // 2  # the next run starts at the same time
+    if overlap and len(frames) > 1:
+        frames[-1] = batch([(-1, row)])  # earlier than everything before it
+    with TrackSpill(memory_bytes=memory) as spill:
+        for f in frames:
+            spill.add(f, is_sorted=True)
+        assert spill._in_order() is not (overlap and len(frames) > 1)
+        chunks = list(spill.iter_sorted(window_rows=window))
+    expected = pl.concat(frames).sort(["event_time", "_row"])
+    assert pl.concat(chunks)["body"].to_list() == expected["body"].to_list()
+    assert all(0 < c.height <= window for c in chunks)
