@@ -23,9 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
-
-import requests
+from typing import TYPE_CHECKING, Literal
 
 from .._retry import RetryPolicy, parse_retry_after
 from ..errors import (
@@ -36,6 +34,9 @@ from ..errors import (
     ExportTooLargeError,
 )
 from ._window import ExportWindow
+
+if TYPE_CHECKING:  # imported where used: a dry run never needs an HTTP client
+    import requests
 
 Region = Literal["us", "eu"]
 
@@ -194,6 +195,8 @@ class AmplitudeExportClient:
         self.timeout = timeout
         self.retry = retry
         self.chunk_size = chunk_size
+        import requests
+
         self._own_session = session is None
         self._session = session or requests.Session()
         self._sleep = sleep
@@ -289,6 +292,8 @@ class AmplitudeExportClient:
                 self._sleep(delay)
 
     def _attempt(self, window: ExportWindow, out: Path) -> _Outcome:
+        import requests
+
         try:
             response = self._session.get(
                 self.url,
@@ -327,6 +332,8 @@ class AmplitudeExportClient:
 
     def _save(self, response: requests.Response, window: ExportWindow, out: Path) -> ExportFile:
         """Stream the body to a temp file, check it is a whole zip, rename it into place."""
+        import requests
+
         fd, tmp_name = tempfile.mkstemp(prefix=f".{window.filename}.", suffix=".part", dir=out)
         tmp = Path(tmp_name)
         try:
@@ -381,6 +388,8 @@ def _says_too_large(body: str) -> bool:
 
 def _read_limited(response: requests.Response, limit: int) -> str:
     """Read at most ``limit`` bytes of an error body as text."""
+    import requests
+
     data = b""
     try:
         for chunk in response.iter_content(chunk_size=limit):
