@@ -262,6 +262,8 @@ class GroupResolver:
         self.repeat_ratio = repeat_ratio
         self._hash = hash_texts
         self._next_pid = 0
+        #: Whether the last :meth:`pair_ids` gave each row a pair id of its own.
+        self.direct = False
         empty = pl.DataFrame(schema={"_pid": pl.UInt64, **dict.fromkeys(_TEXTS, pl.String)})
         self._texts = empty.with_columns(_h=pl.lit(0, pl.UInt64))
         self.candidates, self.primaries = resolve_group_texts(empty)
@@ -278,7 +280,10 @@ class GroupResolver:
         eligible = frame.filter(
             pl.col("groups").is_not_null() & pl.col("group_properties").is_not_null()
         ).select("_row", *_TEXTS, _h=self._hash())
-        if eligible.height and eligible["_h"].n_unique() > self.repeat_ratio * eligible.height:
+        self.direct = bool(
+            eligible.height and eligible["_h"].n_unique() > self.repeat_ratio * eligible.height
+        )
+        if self.direct:
             return self._resolve_each_row(eligible)
         found = self._match(eligible)
         missing = eligible.join(found.select("_row"), on="_row", how="anti")

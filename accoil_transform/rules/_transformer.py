@@ -107,11 +107,32 @@ _LATEST_ROW, _USER_PROPERTIES, _FIRST_PROPERTY = 0, 1, 2
 
 
 def _merged(state: pl.DataFrame | None, batch: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """The latest row per key of ``state`` and ``batch``, copied out of the batch."""
+    """The latest row per key of ``state`` and ``batch``, copied out of the batch.
+
+    ``state`` holds one row per key already, so only the batch is sorted: a key's batch
+    row replaces its state row when it is later (a join), which keeps the cost of a
+    batch from growing with the state.
+    """
     latest = _latest(batch, by)
-    if state is not None:
-        latest = _latest(pl.concat([state, latest]), by)
-    return compacted(latest)
+    if state is None:
+        return compacted(latest)
+    time = pl.col("event_time").dt.epoch("us").fill_null(_OLDEST)  # a null time is oldest
+    held = state.select(*by, _time=time, _row_held="_row")
+    later = (time > pl.col("_time")) | (
+        (time == pl.col("_time")) & (pl.col("_row") > pl.col("_row_held"))
+    )
+    newer = (
+        latest.join(held, on=by, how="left", nulls_equal=True)
+        .filter(pl.col("_time").is_null() | later)
+        .select(state.columns)
+    )
+    if newer.is_empty():
+        return state
+    kept = state.join(newer.select(by), on=by, how="anti", nulls_equal=True)
+    return pl.concat([kept, compacted(newer)])
+
+
+_OLDEST = -(2**63)
 
 
 @dataclass
@@ -263,7 +284,7 @@ class Transformer:
         # A text pair always gives the same traits: its latest row stands for all.
         candidates = self.resolver.candidates
         known = (
-            _latest(rows, ["_pid"])
+            (rows if self.resolver.direct else _latest(rows, ["_pid"]))
             .join(candidates.filter(pl.col("traits").is_not_null()), on="_pid")
             .select("group_type", "group_id", "event_time", "_row", "traits")
         )
