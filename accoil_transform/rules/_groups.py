@@ -377,9 +377,13 @@ def with_group_type(traits: pl.Expr, group_type: pl.Expr) -> pl.Expr:
     Objects that already have a ``group_type`` key are left for
     :func:`_override_group_type_keys`, which replaces the value exactly.
     """
-    body = traits.fill_null("{}").str.strip_suffix("}")
-    comma = pl.when(body == "{").then(pl.lit("")).otherwise(pl.lit(","))
-    return pl.concat_str(body, comma, pl.lit('"group_type":'), json_encode(group_type), pl.lit("}"))
+    member = pl.lit('"group_type":') + json_encode(group_type)
+    empty = traits.is_null() | (traits == "{}")
+    return (
+        pl.when(empty)
+        .then(pl.lit("{") + member + pl.lit("}"))
+        .otherwise(traits.str.strip_suffix("}") + pl.lit(",") + member + pl.lit("}"))
+    )
 
 
 def add_group_type(frame: pl.DataFrame) -> pl.DataFrame:
