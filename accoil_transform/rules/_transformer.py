@@ -110,8 +110,8 @@ def _merged(state: pl.DataFrame | None, batch: pl.DataFrame, by: list[str]) -> p
     """The latest row per key of ``state`` and ``batch``, copied out of the batch.
 
     ``state`` holds one row per key already, so only the batch is sorted: a key's batch
-    row replaces its state row when it is later (a join), which keeps the cost of a
-    batch from growing with the state.
+    row replaces its state row when it is later (a join). Sorting the state with the
+    batch each time cost more than the batch itself once users roam between accounts.
     """
     latest = _latest(batch, by)
     if state is None:
@@ -129,7 +129,9 @@ def _merged(state: pl.DataFrame | None, batch: pl.DataFrame, by: list[str]) -> p
     if newer.is_empty():
         return state
     kept = state.join(newer.select(by), on=by, how="anti", nulls_equal=True)
-    return pl.concat([kept, compacted(newer)])
+    # Compacted whole: kept rows are views into earlier states' text, which would keep
+    # the text of every replaced row alive.
+    return compacted(pl.concat([kept, newer]))
 
 
 _OLDEST = -(2**63)
