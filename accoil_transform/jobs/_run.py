@@ -156,7 +156,8 @@ def run(
     started = time.perf_counter()
     destination = Destination.resolve(options.api_key, options.base_url)  # checks the key
     ledger = _open_ledger(options, destination)  # a second run on it stops here, at once
-    t = Transformer(config, strict=options.strict)
+    # A format of track calls only needs no user or account state.
+    t = Transformer(config, strict=options.strict, identify_and_group=wire.kinds != ("track",))
     outputs: dict[str, Path] = {}
 
     def result(delivery: DeliveryReport | None = None, stopped: str | None = None) -> RunResult:

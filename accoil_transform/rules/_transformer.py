@@ -158,6 +158,11 @@ class Transformer:
     _seen: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema={"h": pl.UInt64, "k": pl.String}), repr=False
     )
+    #: Whether to keep what identify and group records need: per user, per (user, group)
+    #: pair and each group's latest traits. A format of track calls only does without
+    #: them; :meth:`finish` then gives no identify records and group records only for
+    #: the groups ``$groupidentify`` rows name and no event has (counted as skipped).
+    identify_and_group: bool = True
     #: Resolves groups; it remembers the (groups, group_properties) texts it saw.
     resolver: GroupResolver = field(default_factory=GroupResolver, repr=False)
     _users: pl.DataFrame | None = field(default=None, repr=False)
@@ -214,7 +219,8 @@ class Transformer:
             pl.col("group_type").alias("groupType"),
             pl.col("groupTraits").fill_null(EMPTY_GROUP_TRAITS),
         )
-        self._update_users(user_rows)
+        if self.identify_and_group:
+            self._update_users(user_rows)
         self._update_pairs(tracks)
         return tracks
 
@@ -283,15 +289,9 @@ class Transformer:
         odd_ids = rows.join(self.resolver.primaries, on="_pid").select(pl.col("odd_ids").sum())
         self.report.count_odd("group_id_not_scalar", odd_ids.item() or 0)
 
-        # A text pair always gives the same traits: its latest row stands for all.
         candidates = self.resolver.candidates
-        known = (
-            (rows if self.resolver.direct else _latest(rows, ["_pid"]))
-            .join(candidates.filter(pl.col("traits").is_not_null()), on="_pid")
-            .select("group_type", "group_id", "event_time", "_row", "traits")
-        )
-        if not known.is_empty():
-            self._group_traits = _merged(self._group_traits, known, ["group_type", "group_id"])
+        if self.identify_and_group:
+            self._learn_traits(rows, candidates)
         named = (
             _latest(rows.filter("named"), ["_pid"])
             .join(candidates, on="_pid")
@@ -300,6 +300,17 @@ class Transformer:
         if not named.is_empty():
             self._named = _merged(self._named, named, ["group_type", "group_id"])
         return pairs
+
+    def _learn_traits(self, rows: pl.DataFrame, candidates: pl.DataFrame) -> None:
+        """Each group's latest traits, from ``rows``' pair ids and their candidates."""
+        # A text pair always gives the same traits: its latest row stands for all.
+        known = (
+            (rows if self.resolver.direct else _latest(rows, ["_pid"]))
+            .join(candidates.filter(pl.col("traits").is_not_null()), on="_pid")
+            .select("group_type", "group_id", "event_time", "_row", "traits")
+        )
+        if not known.is_empty():
+            self._group_traits = _merged(self._group_traits, known, ["group_type", "group_id"])
 
     def _update_users(self, rows: pl.DataFrame) -> None:
         """Per user, the latest row, ``user_properties`` object and property values."""
@@ -322,11 +333,12 @@ class Transformer:
         grouped = tracks.filter(pl.col("groupId").is_not_null())
         if grouped.is_empty():
             return
-        self._pairs = _merged(
-            self._pairs,
-            grouped.select("userId", "groupId", "groupType", "event_time", "_row"),
-            ["userId", "groupId"],
-        )
+        if self.identify_and_group:
+            self._pairs = _merged(
+                self._pairs,
+                grouped.select("userId", "groupId", "groupType", "event_time", "_row"),
+                ["userId", "groupId"],
+            )
         primaries = grouped.select("groupType", "groupId").unique()
         if self._primaries is not None:
             primaries = pl.concat([self._primaries, primaries]).unique()

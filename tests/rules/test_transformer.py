@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 import accoil_transform as at
 from accoil_transform.rules import GroupResolver, Transformer
-from tests.rules.helpers import ev, group_records, identifies, run
+from tests.rules.helpers import ev, group_records, identifies, run, write_ndjson
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "amplitude_export_sample.zip"
 
@@ -175,3 +175,41 @@ def test_hash_collisions_cost_time_not_correctness() -> None:
     assert result.report.to_dict() == expected.report.to_dict()
     for name in ("tracks", "identifies", "groups"):
         assert_frame_equal(getattr(result, name), getattr(expected, name), check_row_order=False)
+
+
+def test_track_calls_only_keep_no_user_or_account_state(tmp_path: Path) -> None:
+    """A format of track calls only (stream): the same tracks and report, no identify
+    records, and group records only for the account-only groups (counted as skipped)."""
+    account_only = write_ndjson(
+        tmp_path / "accounts.jsonl",
+        [
+            ev(
+                user_id=None,
+                event_type="$groupidentify",
+                groups={"Account": ["no-event-has-it"]},
+                group_properties={"Account": {"no-event-has-it": {"name": "Quiet"}}},
+            )
+        ],
+    )
+    full, tracks_only = Transformer(), Transformer(identify_and_group=False)
+    for batch in at.read_events([SAMPLE, account_only]):
+        assert_frame_equal(tracks_only.feed(batch), full.feed(batch))
+    identifies_, groups = tracks_only.finish()
+    all_identifies, all_groups = full.finish()
+    assert tracks_only._users is None and tracks_only._pairs is None
+    assert tracks_only._group_traits is None
+    assert identifies_.is_empty() and all_identifies.height > 0
+    expected = all_groups.filter(pl.col("userId").is_null()).select("groupId", "groupType")
+    assert expected.rows() == [("no-event-has-it", "Account")]
+    assert_frame_equal(groups.select("groupId", "groupType"), expected)
+    assert tracks_only.report.to_dict() | {"calls": None} == full.report.to_dict() | {"calls": None}
+
+
+def test_stream_run_reports_what_a_full_transform_reports(tmp_path: Path) -> None:
+    run_ = at.run(SAMPLE, options=at.RunOptions(format="stream", out=tmp_path / "calls.ndjson"))
+    assert run_.report.calls == {"track": run_.report.kept}
+    full = at.transform(SAMPLE)
+    assert (
+        run_.report.skipped["account_group_calls"]
+        == full.groups.filter(pl.col("userId").is_null()).height
+    )
