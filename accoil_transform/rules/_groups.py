@@ -142,6 +142,13 @@ _KEY_ESCAPES = r'["\\\x00-\x1f]'
 ONE_GROUP = rf'^\{{"{_KEY}":\{{"{_KEY}":\{{(?:{_MEMBER}(?:,{_MEMBER})*)?\}}\}}\}}$'
 
 
+def _key_has(pattern: str, *, literal: bool = False) -> pl.Expr:
+    """Whether the candidate's group type or id contains ``pattern``."""
+    return pl.col("group_type").str.contains(pattern, literal=literal) | pl.col(
+        "group_id"
+    ).str.contains(pattern, literal=literal)
+
+
 def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every candidate, and the primary group, of each distinct text pair of ``texts``.
 
@@ -165,18 +172,14 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     )
     # A text of one group: the candidate's traits are a slice of it, exactly as written
     # (a type or id that would need escapes in JSON can't be the one it names).
-    plain = ~pl.col("group_type").str.contains(_KEY_ESCAPES) & ~pl.col("group_id").str.contains(
-        _KEY_ESCAPES
-    )
+    plain = ~_key_has(_KEY_ESCAPES)
     prefix = pl.concat_str(
         pl.lit('{"'), pl.col("group_type"), pl.lit('":{"'), pl.col("group_id"), pl.lit('":')
     )
     text = pl.col("group_properties")
+    columns = ["_pid", *_TEXTS, "group_type", "group_id"]
     sliced = pairs.filter("_one").select(
-        "_pid",
-        *_TEXTS,
-        "group_type",
-        "group_id",
+        *columns,
         _risky=pl.lit(False),
         _traits=pl.when(plain & text.str.starts_with(prefix)).then(
             text.str.strip_prefix(prefix).str.strip_suffix("}}")
@@ -188,20 +191,15 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     # :func:`_lookup_exactly` reads those.
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
-    backslash = pl.col("group_type").str.contains("\\", literal=True) | pl.col(
-        "group_id"
-    ).str.contains("\\", literal=True)
+    backslash = _key_has("\\", literal=True)
     others = pairs.filter(~pl.col("_one"))
     parsed = others.filter(~backslash).select(
-        "_pid",
-        *_TEXTS,
-        "group_type",
-        "group_id",
+        *columns,
         _risky=pl.col("group_properties").str.contains(RISKY_NUMBER),
         _traits=pl.when(traits.str.starts_with("{")).then(traits),
     )
     unparsed = others.filter(backslash).select(
-        "_pid", *_TEXTS, "group_type", "group_id", _risky=False, _traits=pl.lit(None, pl.String)
+        *columns, _risky=False, _traits=pl.lit(None, pl.String)
     )
     looked_up = pl.concat([sliced, parsed, unparsed]).collect().pipe(_lookup_exactly)
     first = (
@@ -356,11 +354,7 @@ def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
     That is a type or id holding a backslash (JSONPath can't select it), or
     ``group_properties`` holding a number a double may not hold exactly (``_risky``).
     """
-    mask = (
-        pl.col("group_type").str.contains("\\", literal=True)
-        | pl.col("group_id").str.contains("\\", literal=True)
-        | pl.col("_risky")
-    )
+    mask = _key_has("\\", literal=True) | pl.col("_risky")
 
     def traits_of(text: str | None, gtype: str, gid: str) -> str | None:
         by_type = loads_exact(text) if text else None
