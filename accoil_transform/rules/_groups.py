@@ -149,6 +149,11 @@ def _key_has(pattern: str, *, literal: bool = False) -> pl.Expr:
     ).str.contains(pattern, literal=literal)
 
 
+#: A candidate whose type or id polars' JSONPath can't select: one with a backslash, or
+#: with two quotes or more (its parser fails on ``['O\\'Brien\\'s']``).
+_NOT_JSONPATH = _key_has(r"(?s)\\|'.*'")
+
+
 def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every candidate, and the primary group, of each distinct text pair of ``texts``.
 
@@ -187,18 +192,17 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     )
     # Any other text: a JSONPath lookup, the costly step, once per candidate (common
     # subexpression) and on all cores; the test for numbers a double may not hold runs
-    # on these rows only. A type or id with a backslash can't be written in JSONPath:
-    # :func:`_lookup_exactly` reads those.
+    # on these rows only. polars' JSONPath can't select a key with a backslash or with
+    # more than one quote: :func:`_lookup_exactly` reads those.
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
-    backslash = _key_has("\\", literal=True)
     others = pairs.filter(~pl.col("_one"))
-    parsed = others.filter(~backslash).select(
+    parsed = others.filter(~_NOT_JSONPATH).select(
         *columns,
         _risky=pl.col("group_properties").str.contains(RISKY_NUMBER),
         _traits=pl.when(traits.str.starts_with("{")).then(traits),
     )
-    unparsed = others.filter(backslash).select(
+    unparsed = others.filter(_NOT_JSONPATH).select(
         *columns, _risky=False, _traits=pl.lit(None, pl.String)
     )
     looked_up = pl.concat([sliced, parsed, unparsed]).collect().pipe(_lookup_exactly)
@@ -351,10 +355,10 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
 def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
     """Re-read, with a JSON parser, the traits JSONPath can't give exactly.
 
-    That is a type or id holding a backslash (JSONPath can't select it), or
+    That is a type or id that JSONPath can't select (:data:`_NOT_JSONPATH`), or
     ``group_properties`` holding a number a double may not hold exactly (``_risky``).
     """
-    mask = _key_has("\\", literal=True) | pl.col("_risky")
+    mask = _NOT_JSONPATH | pl.col("_risky")
 
     def traits_of(text: str | None, gtype: str, gid: str) -> str | None:
         by_type = loads_exact(text) if text else None

@@ -173,6 +173,10 @@ class Transformer:
     _quarantine: list[pl.DataFrame] = field(default_factory=list, repr=False)
     _event_types: set[str] = field(default_factory=set, repr=False)
 
+    def json_columns_needed(self) -> frozenset[str]:
+        """The nested JSON columns this transformer reads (for ``read_events(only_needed=)``)."""
+        return self.config.json_columns_needed(user_traits=self.identify_and_group)
+
     def feed(self, canonical: pl.DataFrame) -> pl.DataFrame:
         """Apply the rules to one batch and return its track records (TRACKS_SCHEMA).
 

@@ -13,6 +13,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import accoil_transform as at
+from accoil_transform.read._lines import LineChunk, iter_line_chunks
+from accoil_transform.read._sources import iter_raw_inputs
 from accoil_transform.testing.synthetic import (
     generate_events,
     with_malformed_lines,
@@ -93,3 +95,39 @@ def test_multi_member_gzip_with_padding_is_read_in_chunks(tmp_path: Path) -> Non
     frame = pl.concat(list(at.read_events(path, options=at.ReadOptions(chunk_bytes=700))))
     assert frame["user_id"].to_list() == [f"u{i}" for i in range(300)]
     assert frame["_line"].to_list() == list(range(1, 301))
+
+
+# --------------------------------------------------------------------------- UTF-8
+
+
+def _chunks(path: Path, read_bytes: int) -> list[LineChunk]:
+    (raw,) = iter_raw_inputs([path], at.ReadOptions())
+    return list(iter_line_chunks(raw, 64, read_bytes=read_bytes, check_utf8=True))
+
+
+def test_chunks_say_whether_their_text_is_utf8_however_pieces_cut_it(tmp_path: Path) -> None:
+    line = json.dumps({"event_type": "É", "city": "São Paulo 🚀"}, ensure_ascii=False)
+    path = tmp_path / "e.json"
+    path.write_bytes((line + "\n").encode() * 20)
+    for read_bytes in (1, 3, 7, 64):  # pieces that cut characters between their bytes
+        chunks = _chunks(path, read_bytes)
+        assert len(chunks) > 1 and all(chunk.utf8 for chunk in chunks), read_bytes
+    path.write_bytes((line + "\n").encode() * 10 + b'{"city": "S\xe3o"}\n' + b"{}\n" * 10)
+    chunks = _chunks(path, 7)
+    assert [c.utf8 for c in chunks].count(False) == 1
+
+
+def test_one_line_that_is_not_utf8_among_good_lines_is_quarantined(tmp_path: Path) -> None:
+    event = {"event_type": "E", "event_time": "2025-07-01 00:00:00", "city": "São Paulo"}
+    good = [
+        json.dumps({**event, "user_id": f"u{i}"}, ensure_ascii=False).encode() for i in range(2000)
+    ]
+    # Latin-1, in a key the reader skips: only the UTF-8 check can find it.
+    bad = json.dumps({**event, "user_id": "u"}, ensure_ascii=False).encode("latin-1")
+    path = tmp_path / "e.json.gz"
+    path.write_bytes(gzip.compress(b"\n".join([*good[:1000], bad, *good[1000:]]) + b"\n"))
+    frame = pl.concat(list(at.read_events(path)))
+    malformed = frame.filter(pl.col("_malformed").is_not_null())
+    assert malformed["_line"].to_list() == [1001]
+    assert malformed["_malformed"].item().startswith("not valid UTF-8")
+    assert frame.height == 2001

@@ -192,8 +192,12 @@ def test_track_calls_only_keep_no_user_or_account_state(tmp_path: Path) -> None:
         ],
     )
     full, tracks_only = Transformer(), Transformer(identify_and_group=False)
-    for batch in at.read_events([SAMPLE, account_only]):
-        assert_frame_equal(tracks_only.feed(batch), full.feed(batch))
+    # It reads less, too: no user_properties.
+    narrow = at.read_events([SAMPLE, account_only], only_needed=tracks_only.json_columns_needed())
+    for batch, narrow_batch in zip(at.read_events([SAMPLE, account_only]), narrow, strict=True):
+        assert narrow_batch["user_properties"].is_null().all()
+        assert batch["user_properties"].is_not_null().any()
+        assert_frame_equal(tracks_only.feed(narrow_batch), full.feed(batch))
     identifies_, groups = tracks_only.finish()
     all_identifies, all_groups = full.finish()
     assert tracks_only._users is None and tracks_only._pairs is None
@@ -203,6 +207,17 @@ def test_track_calls_only_keep_no_user_or_account_state(tmp_path: Path) -> None:
     assert expected.rows() == [("no-event-has-it", "Account")]
     assert_frame_equal(groups.select("groupId", "groupType"), expected)
     assert tracks_only.report.to_dict() | {"calls": None} == full.report.to_dict() | {"calls": None}
+
+
+def test_track_calls_only_read_user_properties_when_a_reference_needs_them() -> None:
+    assert "user_properties" in Transformer().json_columns_needed()
+    assert "user_properties" not in Transformer(identify_and_group=False).json_columns_needed()
+    for config in (
+        at.TransformConfig(user_id="user_properties.email"),
+        at.TransformConfig(properties=("plan",)),  # a bare name is looked for there second
+    ):
+        tracks_only = Transformer(config, identify_and_group=False)
+        assert "user_properties" in tracks_only.json_columns_needed()
 
 
 def test_stream_run_reports_what_a_full_transform_reports(tmp_path: Path) -> None:
