@@ -9,6 +9,7 @@ they do only when they run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import logging
 import os
@@ -76,15 +77,16 @@ def console_main() -> None:
 
     When :func:`main` returns, every file the command wrote is closed; what is left is
     freeing a run's memory object by object and tearing down modules, a tenth of a
-    second after a large run. Standard streams and logging are flushed, then the
-    process exits without that teardown.
+    second after a large run. The ``atexit`` handlers run (logging is flushed, the copy
+    of standard input removed) and the standard streams are flushed, then the process
+    exits without that teardown.
 
     The script owns its process, so it also sets the interpreter's GIL switch interval
     (:data:`SWITCH_INTERVAL_S`).
     """
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     code = main()
-    logging.shutdown()
+    atexit._run_exitfuncs()  # what a normal exit runs first; os._exit skips it
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away after the command was done

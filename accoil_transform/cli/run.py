@@ -151,5 +151,5 @@ def why(exc: BaseException) -> str:
     """One line for the error that stopped a command."""
     if isinstance(exc, KeyboardInterrupt):
         signal = getattr(exc, "signal_name", "SIGINT")
-        return f"stopped by {signal}; acknowledged calls are in the ledger, run again to go on"
+        return f"stopped by {signal} before any call was sent"  # later: Interrupted
     return str(exc)

@@ -215,9 +215,9 @@ def _stdin_file() -> Path:
         import tempfile
 
         with tempfile.NamedTemporaryFile(prefix="accoil-stdin-", delete=False) as tmp:
+            path = Path(tmp.name)
+            atexit.register(path.unlink, missing_ok=True)  # also if the copy is cut short
             shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
-        path = Path(tmp.name)
-        atexit.register(path.unlink, missing_ok=True)
         _stdin_copy.append(path)
     return _stdin_copy[0]
 

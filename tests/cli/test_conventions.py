@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,17 +123,46 @@ def test_verbose_after_the_subcommand_is_accepted(tmp_path: Path) -> None:
 def test_dash_reads_standard_input(tmp_path: Path) -> None:
     from_file = cli("run", str(SAMPLE), "--out", "file.ndjson", cwd=tmp_path)
     assert from_file.returncode == 0, from_file.stderr
+    temp = tmp_path / "temp"
+    temp.mkdir()
     with SAMPLE.open("rb") as stdin:
         piped = subprocess.run(
             [sys.executable, "-m", "accoil_transform", "run", "-", "--out", "-"],
-            stdin=stdin, capture_output=True, cwd=tmp_path, timeout=180, env=user_env(),
+            stdin=stdin, capture_output=True, cwd=tmp_path, timeout=180,
+            env=user_env() | {"TMPDIR": str(temp)},
         )  # fmt: skip
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.decode() == (tmp_path / "file.ndjson").read_text()
+    assert list(temp.iterdir()) == []  # the copy of stdin is gone
     # the sample's malformed lines, read again from the copy of stdin for the quarantine
     quarantine = (tmp_path / "accoil-dry-run.quarantine.ndjson").read_text().splitlines()
     assert len(quarantine) == 4 and all('"raw":"' in line for line in quarantine)
     assert all(json.loads(line)["source"].startswith("<stdin>!") for line in quarantine)
+
+
+def test_ctrl_c_while_reading_stops_with_130_and_leaves_no_copy_of_stdin(tmp_path: Path) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "accoil_transform", "run", "-", "--report", "report.json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+        env=user_env({"TMPDIR": str(temp)}),
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(SAMPLE.read_bytes()[:1000])  # and more to come: the run waits for it
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(temp.iterdir()):  # the run is copying stdin
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert (
+        err.decode().strip() == "accoil-transform run: stopped by SIGINT before any call was sent"
+    )
+    assert json.loads((tmp_path / "report.json").read_text())["interrupted"] == "SIGINT"
+    assert list(temp.iterdir()) == []
 
 
 def test_the_summary_names_every_file_a_delivery_wrote(tmp_path: Path) -> None:
