@@ -22,6 +22,7 @@ process being killed; only a power loss can lose the last commits.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import LedgerBusyError, LedgerError
+
+_log = logging.getLogger(__name__)
 
 #: Ids per ``IN (...)`` lookup; well below SQLite's parameter limit.
 _LOOKUP_CHUNK = 500
@@ -307,12 +310,10 @@ class Ledger:
                     self._committed = ticket
                     self._commits += 1
                     self._cond.notify_all()
-                for callback in callbacks:
-                    callback()
+                _notify(callbacks)
         except sqlite3.Error as exc:
             self._fail(exc)
-            for callback in callbacks:
-                callback()
+            _notify(callbacks)
         finally:
             conn.close()
 
@@ -321,8 +322,7 @@ class Ledger:
             self._error = exc
             callbacks, self._callbacks = self._callbacks, []
             self._cond.notify_all()
-        for callback in callbacks:
-            callback()
+        _notify(callbacks)
 
     # ------------------------------------------------------------------ state
 
@@ -367,6 +367,16 @@ class Ledger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _notify(callbacks: Iterable[Callable[[], object]]) -> None:
+    """Run the ``on_commit`` callbacks; one that raises is logged and stops nothing else
+    (the writer must go on committing what is recorded)."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            _log.exception("a ledger on_commit callback failed")
 
 
 def _legacy_ids(conn: sqlite3.Connection) -> bool:

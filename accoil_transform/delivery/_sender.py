@@ -28,12 +28,13 @@ flight get a few seconds to finish, the ledger is flushed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,9 +337,7 @@ class _Engine:
             return
         loop = asyncio.get_running_loop()
         try:
-            self.ledger.record(
-                ids, on_commit=lambda: loop.call_soon_threadsafe(self._release, len(ids))
-            )
+            self.ledger.record(ids, on_commit=lambda: _call_soon(loop, self._release, len(ids)))
         except DeliveryError as exc:
             self._release(len(ids))
             self._fail(exc)
@@ -497,3 +496,12 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def _call_soon(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object
+) -> None:
+    """``callback(*args)`` on ``loop``, from another thread; nothing once the loop is closed
+    (the send stopped, e.g. at a signal, and nothing waits for it any more)."""
+    with contextlib.suppress(RuntimeError):  # asyncio: "Event loop is closed"
+        loop.call_soon_threadsafe(callback, *args)

@@ -174,3 +174,16 @@ def test_the_count_is_kept_not_queried(tmp_path: Path) -> None:
         ledger.record(["a", "b", "b"], wait=True)
         ledger.record(["a", "c"], wait=True)
         assert len(ledger) == 3
+
+
+def test_a_failing_on_commit_callback_does_not_stop_the_writer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fails() -> None:
+        raise RuntimeError("Event loop is closed")
+
+    with Ledger(tmp_path / "l.sqlite", D) as ledger:
+        ledger.record(["a"], on_commit=fails, wait=True)
+        ledger.record(["b"], wait=True)  # committed all the same
+        assert len(ledger) == 2
+    assert "on_commit callback failed" in caplog.text

@@ -3,6 +3,7 @@ dead-lettered; flow control is in ``test_flow.py``, the HTTP client in ``test_cl
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from accoil_transform.calls import AuthScheme
 from accoil_transform.delivery import AuthenticationError, DeliveryOptions, RetryPolicy, send
+from accoil_transform.delivery._sender import _call_soon
 from accoil_transform.testing import FaultPlan, LocalAccoil
 from tests.delivery.helpers import (
     KEY,
@@ -201,3 +203,9 @@ def test_empty_input() -> None:
     report = send([], api_key=KEY, auth=AuthScheme.RAW_BASIC)
     assert report.total.sent == 0
     assert report.to_dict()["calls"] == {}
+
+
+def test_a_commit_after_the_send_stopped_finds_its_loop_closed_and_does_nothing() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    _call_soon(loop, pytest.fail, "must not run")  # no "Event loop is closed" raised
