@@ -185,7 +185,7 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     columns = ["_pid", *_TEXTS, "group_type", "group_id"]
     sliced = pairs.filter("_one").select(
         *columns,
-        _risky=pl.lit(False),
+        _exact=pl.lit(False),  # a slice is the text as written
         _traits=pl.when(plain & text.str.starts_with(prefix)).then(
             text.str.strip_prefix(prefix).str.strip_suffix("}}")
         ),
@@ -193,17 +193,17 @@ def resolve_group_texts(texts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame
     # Any other text: a JSONPath lookup, the costly step, once per candidate (common
     # subexpression) and on all cores; the test for numbers a double may not hold runs
     # on these rows only. polars' JSONPath can't select a key with a backslash or with
-    # more than one quote: :func:`_lookup_exactly` reads those.
+    # more than one quote: :func:`_lookup_exactly` reads those (and the risky ones).
     path = pl.lit("$") + jsonpath_key(pl.col("group_type")) + jsonpath_key(pl.col("group_id"))
     traits = pl.col("group_properties").str.json_path_match(path)
     others = pairs.filter(~pl.col("_one"))
     parsed = others.filter(~_NOT_JSONPATH).select(
         *columns,
-        _risky=pl.col("group_properties").str.contains(RISKY_NUMBER),
+        _exact=pl.col("group_properties").str.contains(RISKY_NUMBER),
         _traits=pl.when(traits.str.starts_with("{")).then(traits),
     )
     unparsed = others.filter(_NOT_JSONPATH).select(
-        *columns, _risky=False, _traits=pl.lit(None, pl.String)
+        *columns, _exact=True, _traits=pl.lit(None, pl.String)
     )
     looked_up = pl.concat([sliced, parsed, unparsed]).collect().pipe(_lookup_exactly)
     first = (
@@ -355,10 +355,11 @@ def primary_groups(frame: pl.DataFrame) -> pl.DataFrame:
 def _lookup_exactly(lookups: pl.DataFrame) -> pl.DataFrame:
     """Re-read, with a JSON parser, the traits JSONPath can't give exactly.
 
-    That is a type or id that JSONPath can't select (:data:`_NOT_JSONPATH`), or
-    ``group_properties`` holding a number a double may not hold exactly (``_risky``).
+    Those are the rows marked ``_exact``: a type or id that JSONPath can't select
+    (:data:`_NOT_JSONPATH`), or ``group_properties`` holding a number a double may not
+    hold exactly.
     """
-    mask = _NOT_JSONPATH | pl.col("_risky")
+    mask = pl.col("_exact")
 
     def traits_of(text: str | None, gtype: str, gid: str) -> str | None:
         by_type = loads_exact(text) if text else None
