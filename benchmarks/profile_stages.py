@@ -11,7 +11,7 @@ timing each stage:
 * normalise: ``read.normalize_frame``;
 * transform: ``rules.Transformer.feed`` per chunk, then ``finish``;
 * call encoding: ``calls.track_calls`` per chunk, identify and group calls at the end;
-* spill and merge: ``jobs.TrackSpill.add`` per chunk, ``iter_sorted`` at the end;
+* spill: ``jobs.TrackSpill.add`` per chunk, ``windows`` at the end;
 * writing: ``jobs.write_dry_run``.
 
 Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
@@ -57,7 +57,7 @@ STAGES = (
     ("normalise", "read.normalize_frame"),
     ("transform", "rules.Transformer.feed/finish"),
     ("call encoding", "calls.track_calls/identify_calls/group_calls"),
-    ("spill and merge", "jobs.TrackSpill.add/iter_sorted"),
+    ("spill", "jobs.TrackSpill.add/windows"),
     ("writing", "jobs.write_dry_run"),
 )
 
@@ -95,7 +95,6 @@ def profile_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> t
     import polars as pl
 
     from accoil_transform.calls import (
-        CALLS_SCHEMA,
         get_format,
         group_calls,
         identify_calls,
@@ -135,16 +134,15 @@ def profile_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> t
             for frame in reader._canonical(decoded, config, options):
                 rows += frame.height
                 tracks = clock("transform", transformer.feed, frame)
-                calls = clock("call encoding", track_calls, tracks, wire, with_sort_key=True)
-                clock("spill and merge", spill.add, calls, is_sorted=True)
+                calls = clock("call encoding", track_calls, tracks, wire)
+                clock("spill", spill.add, calls)
                 del frame, tracks, calls
             identifies, groups = clock("transform", transformer.finish)
             head = clock(
                 "call encoding",
                 lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
             )
-            merged = clock("spill and merge", lambda: list(spill.iter_sorted()))
-            tail = [chunk.select(list(CALLS_SCHEMA)) for chunk in merged]
+            tail = clock("spill", lambda: list(spill.windows()))
             clock("writing", write_dry_run, [head, *tail], out, wire)
     finally:
         for (owner, name), fn in originals.items():

@@ -86,21 +86,14 @@ def _account_fields(fmt: str) -> dict[str, pl.Expr | RawJson]:
     raise ValueError(f"format {fmt!r} has no account-only group calls")
 
 
-def track_calls(
-    tracks: pl.DataFrame, fmt: str | WireFormat = "v2", *, with_sort_key: bool = False
-) -> pl.DataFrame:
-    """One track call per kept event, sorted by event time (then input order).
-
-    ``with_sort_key`` keeps ``event_time`` and ``_row``, for merging batches later.
-    """
+def track_calls(tracks: pl.DataFrame, fmt: str | WireFormat = "v2") -> pl.DataFrame:
+    """One track call per kept event, in input order (each carries its own timestamp)."""
     wire = get_format(fmt)
-    key = [pl.col("event_time"), pl.col("_row")] if with_sort_key else []
-    return tracks.sort(["event_time", "_row"]).select(
+    return tracks.sort("_row").select(
         pl.lit("track").alias("kind"),
         (pl.lit(f"{wire.name}:track:") + track_event_key()).alias("call_id"),
         pl.col("userId").alias("user_id"),
         json_object(_track_fields(wire.name)).alias("body"),
-        *key,
     )
 
 

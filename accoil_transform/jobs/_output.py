@@ -6,6 +6,8 @@ The calls and the report can go to standard output instead of a file: the path `
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -73,6 +75,7 @@ def write_dry_run(
         # The next chunk's lines are made while this one is written.
         for text in prefetched(texts, name="accoil-lines"):
             fh.write(text)
+            fh.flush()  # a chunk at a time, as it comes (to a pipe, too)
     return path
 
 
@@ -102,11 +105,28 @@ STDOUT = "-"
 
 @contextmanager
 def opened(path: Path) -> Iterator[IO[bytes]]:
-    """``path`` opened for writing bytes (its folder made), or standard output for ``-``."""
+    """``path`` opened for writing bytes (its folder made), or standard output for ``-``.
+
+    A regular file appears whole or not at all: the bytes go to a hidden file beside it,
+    which replaces ``path`` only when the block ends without an error. Anything else that
+    already exists (``/dev/null``, a named pipe, a symbolic link) is written in place.
+    """
     if is_stdout(path):
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with open(path, "wb") as fh:
+            yield fh
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        yield fh
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    # O_EXCL: the name is ours alone; mode 0o666 less the umask, as open() would give.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -18,7 +18,6 @@ import polars as pl
 
 from .._destination import Destination
 from ..calls import (
-    CALLS_SCHEMA,
     CallBatch,
     get_format,
     group_calls,
@@ -141,9 +140,10 @@ def run(
 ) -> RunResult:
     """Run the whole job: read, transform, then write a dry run or deliver.
 
-    Memory is bounded by an input chunk: each chunk's track calls are kept aside (on
-    disk past a budget), and after the last chunk the identify and group calls go
-    first, then the track calls in event-time order.
+    Memory is bounded by an input chunk. The identify and group calls go first, then
+    the track calls in input order. A format of track calls only writes a dry run as
+    each chunk is transformed; otherwise each chunk's track calls are set aside (on
+    disk past a budget) until the identify and group calls are known.
 
     Raises:
         InputError: an input can't be read.
@@ -186,27 +186,40 @@ def run(
             write_report(done.to_dict(), options.report)
         return done
 
-    try:
-        with TrackSpill() as spill, _progress(options.delivery.progress) as bar:
+    def track_chunks() -> Iterator[pl.DataFrame]:
+        """Each input chunk's track calls, as it is transformed; then the end-of-input checks."""
+        tracks = 0
+        with _progress(options.delivery.progress) as bar:
             needed = t.json_columns_needed()
             for frame in read_events(inputs, config, only_needed=needed, options=options.read):
-                spill.add(track_calls(t.feed(frame), wire, with_sort_key=True), is_sorted=True)
+                calls = track_calls(t.feed(frame), wire)
+                tracks += calls.height
+                yield calls
                 bar.update(frame.height)
-            bar.close()
-            identifies, groups = t.finish()
-            _check_something_read(t.report, t.quarantine)
-            head = pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)])
-            calls: Iterable[pl.DataFrame] = itertools.chain(
-                [head], (chunk.select(list(CALLS_SCHEMA)) for chunk in spill.iter_sorted())
+        identifies, groups = t.finish()
+        _check_something_read(t.report, t.quarantine)
+        head.append(pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]))
+        counts = dict(head[0].group_by("kind").len().iter_rows()) | {"track": tracks}
+        t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
+        t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
+        if not t.quarantine.is_empty():
+            beside = DEFAULT_OUT if is_stdout(options.out) else options.out
+            target = options.quarantine or _beside(beside, ".quarantine.ndjson")
+            quarantine = _originals(t.quarantine, inputs, options.read)
+            outputs["quarantine"] = write_quarantine(quarantine, target)
+
+    head: list[pl.DataFrame] = []  # the identify and group calls, once the input is read
+    try:
+        if options.is_dry_run and wire.kinds == ("track",):
+            # Nothing goes before the track calls: they are written as they are made.
+            outputs["calls"] = write_dry_run(
+                track_chunks(), options.out, wire, base_url=destination.base_url, url=options.url
             )
-            counts = dict(head.group_by("kind").len().iter_rows()) | {"track": spill.rows}
-            t.report.calls = {kind: counts.get(kind, 0) for kind in wire.kinds}
-            t.report.skipped["account_group_calls"] = skipped_account_groups(groups, wire)
-            if not t.quarantine.is_empty():
-                beside = DEFAULT_OUT if is_stdout(options.out) else options.out
-                target = options.quarantine or _beside(beside, ".quarantine.ndjson")
-                quarantine = _originals(t.quarantine, inputs, options.read)
-                outputs["quarantine"] = write_quarantine(quarantine, target)
+            return result()
+        with TrackSpill() as spill:
+            for chunk in track_chunks():
+                spill.add(chunk)
+            calls = itertools.chain(head, spill.windows())
             if options.is_dry_run:
                 outputs["calls"] = write_dry_run(
                     calls, options.out, wire, base_url=destination.base_url, url=options.url

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
 import accoil_transform as at
+from accoil_transform.jobs import _run as jobs_run
 from accoil_transform.read import read_events
 from accoil_transform.testing import LocalAccoil, make_events
 
@@ -86,3 +90,77 @@ def test_a_run_that_reads_nothing_is_an_error(
     empty = write_lines(tmp_path, [], name="empty.json")
     with pytest.raises(at.InputError, match="the file is empty"):
         at.run(empty, options=at.RunOptions(out=tmp_path / "calls.ndjson"))
+
+
+def test_track_calls_follow_the_input_order(
+    tmp_path: Path, write_lines: Callable[..., Path]
+) -> None:
+    """Within the track calls, input order, across chunks, whatever the event times."""
+    events = list(make_events(T0, hours=3, per_hour=5))[::-1]  # latest first
+    lines = write_lines(tmp_path, events)
+    small = at.ReadOptions(chunk_bytes=2_000, read_bytes=1_000, decode_bytes=1_000)
+    for fmt in ("v2", "stream"):
+        out = tmp_path / f"{fmt}.ndjson"
+        at.run(lines, options=at.RunOptions(format=fmt, out=out, read=small))
+        calls = [json.loads(x) for x in out.read_text().splitlines()]
+        kinds = [c["url"].rsplit("/", 1)[-1] for c in calls]
+        tracks = [c["body"] for c in calls if c["url"].endswith(("/track", "/stream"))]
+        assert kinds == sorted(kinds, key=["identify", "group", "track", "stream"].index)
+        times = [b["timestamp"] for b in tracks]
+        assert len(times) == len(events) and times == sorted(times, reverse=True)
+
+
+def test_a_stream_dry_run_writes_each_chunk_as_it_is_transformed(
+    tmp_path: Path, write_lines: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls reach the file while the input is still being transformed: by the time a
+    third chunk is encoded, the first one's calls are written."""
+    events = write_lines(tmp_path, list(make_events(T0, hours=2, per_hour=20)))
+    out = tmp_path / "calls.ndjson"
+    written: list[int] = []
+    encode = jobs_run.track_calls
+
+    def partial_size() -> int:
+        return sum(p.stat().st_size for p in tmp_path.glob(".calls.ndjson.*.partial"))
+
+    def track_calls(*args: Any, **kwargs: Any) -> pl.DataFrame:
+        calls = encode(*args, **kwargs)
+        if len(written) == 2:
+            deadline = time.monotonic() + 20
+            while partial_size() == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        written.append(partial_size())
+        return calls
+
+    monkeypatch.setattr(jobs_run, "track_calls", track_calls)
+    small = at.ReadOptions(chunk_bytes=2_000, read_bytes=1_000, decode_bytes=1_000)
+    result = at.run(events, options=at.RunOptions(format="stream", out=out, read=small))
+    assert len(written) > 3 and written[2] > 0, "no call was written before the input ended"
+    assert len(out.read_text().splitlines()) == result.report.calls["track"] == 40
+    assert not list(tmp_path.glob(".*"))  # the partial file became calls.ndjson
+
+
+@pytest.mark.parametrize("fmt", ["v2", "stream"])
+def test_a_failed_run_leaves_the_calls_file_it_would_have_replaced(
+    tmp_path: Path, write_lines: Callable[..., Path], fmt: str
+) -> None:
+    """Output files appear whole or not at all: a run that fails keeps the last one."""
+    good = write_lines(tmp_path, list(make_events(T0, hours=1)), name="good.json")
+    out = tmp_path / "calls.ndjson"
+    out.write_text("yesterday's calls\n")
+    with pytest.raises(at.InputError, match=r"bad\.json.*line 2"):
+        at.run(
+            [
+                good,
+                write_lines(tmp_path, [*list(make_events(T0, hours=1))[:1], "{"], name="bad.json"),
+            ],
+            options=at.RunOptions(format=fmt, out=out, strict=True),
+        )
+    assert out.read_text() == "yesterday's calls\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "calls.ndjson", "good.json"]
+
+
+def test_a_dry_run_can_write_to_a_device(tmp_path: Path, export: Path) -> None:
+    """A path that is not a regular file (``/dev/null``) is written in place, not replaced."""
+    result = at.run(export, options=at.RunOptions(format="stream", out=Path("/dev/null")))
+    assert Path("/dev/null").is_char_device() and result.outputs["calls"] == Path("/dev/null")
