@@ -671,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is quoted")
     p.add_argument(
         "--memory-events", type=int, default=1_000_000,
-        help="events of the bounded-memory run (ours, stream, dry run); 0 skips it",
+        help="events of the bounded-memory run (ours, v2, dry run); 0 skips it",
     )  # fmt: skip
     p.add_argument(
         "--memory-members", type=int, default=None,
