@@ -21,14 +21,18 @@ def text_buffer(texts: pl.Series) -> memoryview:
 
 
 def is_utf8(data: bytes | memoryview) -> bool:
-    """Whether ``data`` is valid UTF-8 (Arrow's vectorised check, about 15 GB/s)."""
+    """Whether ``data`` is valid UTF-8 (Arrow's vectorised check, about 10 GB/s).
+
+    The bytes are viewed as one Arrow string and validated in full, which checks their
+    UTF-8; a cast would do the same but import ``pyarrow.compute`` (~40-70 ms).
+    """
     nbytes = memoryview(data).nbytes
     offsets = (0).to_bytes(8, "little") + nbytes.to_bytes(8, "little")
     array = pa.Array.from_buffers(
-        pa.large_binary(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.large_string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
     try:
-        array.cast(pa.large_string())
+        array.validate(full=True)
     except pa.ArrowInvalid:
         return False
     return True
