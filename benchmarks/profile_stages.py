@@ -11,7 +11,6 @@ timing each stage:
 * normalise: ``read.normalize_frame``;
 * transform: ``rules.Transformer.feed`` per chunk, then ``finish``;
 * call encoding: ``calls.track_calls`` per chunk, identify and group calls at the end;
-* spill: ``jobs.TrackSpill.add`` per chunk, ``windows`` at the end;
 * writing: ``jobs.write_dry_run``.
 
 Wall and CPU seconds per stage (median over ``--repeat``), and the wall time of
@@ -57,7 +56,6 @@ STAGES = (
     ("normalise", "read.normalize_frame"),
     ("transform", "rules.Transformer.feed/finish"),
     ("call encoding", "calls.track_calls/identify_calls/group_calls"),
-    ("spill", "jobs.TrackSpill.add/windows"),
     ("writing", "jobs.write_dry_run"),
 )
 
@@ -101,7 +99,7 @@ def profile_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> t
         track_calls,
     )
     from accoil_transform.config import TransformConfig
-    from accoil_transform.jobs import TrackSpill, write_dry_run
+    from accoil_transform.jobs import write_dry_run
     from accoil_transform.read import _events as reader
     from accoil_transform.read import _ndjson as ndjson
     from accoil_transform.rules import Transformer
@@ -130,20 +128,19 @@ def profile_once(zip_path: Path, fmt: str, out: Path, options: ReadOptions) -> t
         for (owner, name), fn in patched.items():
             setattr(owner, name, fn)
         decoded = reader._decode(pieces(), config, config.json_columns_needed(), options)
-        with TrackSpill() as spill:
-            for frame in reader._canonical(decoded, config, options):
-                rows += frame.height
-                tracks = clock("transform", transformer.feed, frame)
-                calls = clock("call encoding", track_calls, tracks, wire)
-                clock("spill", spill.add, calls)
-                del frame, tracks, calls
-            identifies, groups = clock("transform", transformer.finish)
-            head = clock(
-                "call encoding",
-                lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
-            )
-            tail = clock("spill", lambda: list(spill.windows()))
-            clock("writing", write_dry_run, [head, *tail], out, wire)
+        made = []  # each chunk's track calls (a run writes them as they come)
+        for frame in reader._canonical(decoded, config, options):
+            rows += frame.height
+            tracks = clock("transform", transformer.feed, frame)
+            made.append(clock("call encoding", track_calls, tracks, wire))
+            del frame, tracks
+        identifies, groups = clock("transform", transformer.finish)
+        head = clock(
+            "call encoding",
+            lambda: pl.concat([identify_calls(identifies, wire), group_calls(groups, wire)]),
+        )
+        first = None if wire.kinds == ("track",) else (lambda: head)
+        clock("writing", write_dry_run, made, out, wire, first=first)
     finally:
         for (owner, name), fn in originals.items():
             setattr(owner, name, fn)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,24 +62,59 @@ def write_dry_run(
     *,
     base_url: str | None = None,
     url: str | None = None,
+    first: Callable[[], pl.DataFrame] | None = None,
 ) -> Path:
     """Write every call as an NDJSON line ``{"method","url","body"}``; nothing is sent.
 
     ``calls`` is a calls frame or an iterable of them, written in order as they come.
+    ``first`` gives calls that go before them but are only known once they are all
+    made (a run's identify and group calls): ``calls`` then go to an unnamed file
+    beside ``path`` as they come, and are copied after ``first()``'s, by the kernel.
     """
     path = Path(path)
     chunks = [calls] if isinstance(calls, pl.DataFrame) else calls
+    lines = partial(_write_lines, fmt=fmt, base_url=base_url, url=url)
+    with opened(path) as fh:
+        if first is None:
+            lines(fh, chunks)
+            return path
+        beside = None if is_stdout(path) else path.parent
+        with tempfile.TemporaryFile(dir=beside) as rest:
+            lines(rest, chunks)
+            lines(fh, [first()])
+            rest.seek(0)
+            _copy(rest, fh)
+    return path
+
+
+def _write_lines(
+    fh: IO[bytes],
+    chunks: Iterable[pl.DataFrame],
+    *,
+    fmt: str | WireFormat,
+    base_url: str | None,
+    url: str | None,
+) -> None:
     texts = (
         text_buffer(_lines(chunk, fmt, base_url=base_url, url=url, end="\n"))
         for chunk in chunks
         if not chunk.is_empty()
     )
-    with opened(path) as fh:
-        # The next chunk's lines are made while this one is written.
-        for text in prefetched(texts, name="accoil-lines"):
-            fh.write(text)
-            fh.flush()  # a chunk at a time, as it comes (to a pipe, too)
-    return path
+    # The next chunk's lines are made while this one is written.
+    for text in prefetched(iter(texts), name="accoil-lines"):
+        fh.write(text)
+        fh.flush()  # a chunk at a time, as it comes (to a pipe, too)
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+    """The rest of ``source`` appended to ``target``: in the kernel where it can
+    (``copy_file_range``), else through a buffer (a pipe, another file system)."""
+    target.flush()
+    try:
+        while os.copy_file_range(source.fileno(), target.fileno(), 1 << 30):
+            pass
+    except (AttributeError, OSError):  # not Linux, or not between two files here
+        shutil.copyfileobj(source, target, 16 << 20)
 
 
 def write_quarantine(quarantine: pl.DataFrame, path: str | Path) -> Path:

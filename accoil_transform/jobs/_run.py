@@ -141,9 +141,9 @@ def run(
     """Run the whole job: read, transform, then write a dry run or deliver.
 
     Memory is bounded by an input chunk. The identify and group calls go first, then
-    the track calls in input order. A format of track calls only writes a dry run as
-    each chunk is transformed; otherwise each chunk's track calls are set aside (on
-    disk past a budget) until the identify and group calls are known.
+    the track calls in input order. A dry run writes each chunk's track calls as it is
+    transformed (beside the output until the identify and group calls are known); a
+    delivery sets them aside (on disk past a budget) until then.
 
     Raises:
         InputError: an input can't be read.
@@ -210,21 +210,20 @@ def run(
 
     head: list[pl.DataFrame] = []  # the identify and group calls, once the input is read
     try:
-        if options.is_dry_run and wire.kinds == ("track",):
-            # Nothing goes before the track calls: they are written as they are made.
+        if options.is_dry_run:  # track calls are written as they are made
             outputs["calls"] = write_dry_run(
-                track_chunks(), options.out, wire, base_url=destination.base_url, url=options.url
+                track_chunks(),
+                options.out,
+                wire,
+                base_url=destination.base_url,
+                url=options.url,
+                first=None if wire.kinds == ("track",) else lambda: head[0],
             )
             return result()
         with TrackSpill() as spill:
             for chunk in track_chunks():
                 spill.add(chunk)
             calls = itertools.chain(head, spill.windows())
-            if options.is_dry_run:
-                outputs["calls"] = write_dry_run(
-                    calls, options.out, wire, base_url=destination.base_url, url=options.url
-                )
-                return result()
             batches = iter_batches(
                 calls,
                 wire,

@@ -4,9 +4,11 @@ quarantine and the JSON report."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from accoil_transform.calls import CALLS_SCHEMA
 from accoil_transform.jobs import dry_run_lines, write_dry_run, write_quarantine, write_report
@@ -70,6 +72,35 @@ def test_write_dry_run_writes_every_chunk_in_order(tmp_path: Path) -> None:
     assert text.splitlines() == dry_run_lines(FRAME).to_list()
     assert write_dry_run(FRAME, tmp_path / "one.ndjson").read_text(encoding="utf-8") == text
     assert write_dry_run([], tmp_path / "none.ndjson").read_bytes() == b""
+
+
+@pytest.mark.parametrize("target", ["file", "stdout", "device"])
+def test_calls_known_last_can_be_written_first(
+    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes], target: str
+) -> None:
+    """``first`` is asked for once every other chunk is made, and its lines lead."""
+    tracks = [calls(("track", f'{{"n":{i}}}')) for i in range(3)]
+    made: list[int] = []
+
+    def chunks() -> Iterator[pl.DataFrame]:
+        for i, chunk in enumerate(tracks):
+            made.append(i)
+            yield chunk
+
+    def head() -> pl.DataFrame:
+        assert made == [0, 1, 2]  # known only after the last chunk
+        return FRAME.head(2)
+
+    path = {"file": tmp_path / "calls.ndjson", "stdout": Path("-"), "device": Path("/dev/null")}
+    write_dry_run(chunks(), path[target], first=head)
+    expected = [*dry_run_lines(FRAME.head(2)), *(dry_run_lines(t).item() for t in tracks)]
+    if target == "file":
+        assert path["file"].read_text(encoding="utf-8").splitlines() == expected
+        assert [p.name for p in tmp_path.iterdir()] == ["calls.ndjson"]  # no side file left
+    elif target == "stdout":
+        assert capfdbinary.readouterr().out.decode().splitlines() == expected
+    else:
+        assert made == [0, 1, 2]
 
 
 def test_quarantine_and_report_files(tmp_path: Path) -> None:
