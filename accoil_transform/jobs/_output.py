@@ -78,8 +78,9 @@ def write_dry_run(
         if first is None:
             lines(fh, chunks)
             return path
-        beside = None if is_stdout(path) else path.parent
-        with tempfile.TemporaryFile(dir=beside) as rest:
+        # Beside a file (the same file system, for the copy); elsewhere for stdout or a device.
+        elsewhere = is_stdout(path) or (path.exists() and not path.is_file())
+        with tempfile.TemporaryFile(dir=None if elsewhere else path.parent) as rest:
             lines(rest, chunks)
             lines(fh, [first()])
             rest.seek(0)

@@ -4,8 +4,10 @@ quarantine and the JSON report."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -76,7 +78,10 @@ def test_write_dry_run_writes_every_chunk_in_order(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("target", ["file", "stdout", "device"])
 def test_calls_known_last_can_be_written_first(
-    tmp_path: Path, capfdbinary: pytest.CaptureFixture[bytes], target: str
+    tmp_path: Path,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
 ) -> None:
     """``first`` is asked for once every other chunk is made, and its lines lead."""
     tracks = [calls(("track", f'{{"n":{i}}}')) for i in range(3)]
@@ -91,8 +96,18 @@ def test_calls_known_last_can_be_written_first(
         assert made == [0, 1, 2]  # known only after the last chunk
         return FRAME.head(2)
 
+    side_dirs: list[str | None] = []
+    make_side_file = tempfile.TemporaryFile
+
+    def side_file(*args: Any, **kwargs: Any) -> Any:
+        side_dirs.append(kwargs.get("dir"))
+        return make_side_file(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", side_file)
     path = {"file": tmp_path / "calls.ndjson", "stdout": Path("-"), "device": Path("/dev/null")}
     write_dry_run(chunks(), path[target], first=head)
+    # beside the output file; never in /dev (not writable but by root)
+    assert side_dirs == [tmp_path if target == "file" else None]
     expected = [*dry_run_lines(FRAME.head(2)), *(dry_run_lines(t).item() for t in tracks)]
     if target == "file":
         assert path["file"].read_text(encoding="utf-8").splitlines() == expected
