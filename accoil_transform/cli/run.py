@@ -151,5 +151,6 @@ def why(exc: BaseException) -> str:
     """One line for the error that stopped a command."""
     if isinstance(exc, KeyboardInterrupt):
         signal = getattr(exc, "signal_name", "SIGINT")
-        return f"stopped by {signal} before any call was sent"  # later: Interrupted
+        # Once sending has begun, a signal stops the run as Interrupted instead.
+        return f"stopped by {signal} before any call was sent"
     return str(exc)

@@ -79,8 +79,7 @@ def write_dry_run(
             lines(fh, chunks)
             return path
         # Beside a file (the same file system, for the copy); elsewhere for stdout or a device.
-        elsewhere = is_stdout(path) or (path.exists() and not path.is_file())
-        with tempfile.TemporaryFile(dir=None if elsewhere else path.parent) as rest:
+        with tempfile.TemporaryFile(dir=None if _in_place(path) else path.parent) as rest:
             lines(rest, chunks)
             lines(fh, [first()])
             rest.seek(0)
@@ -102,7 +101,7 @@ def _write_lines(
         if not chunk.is_empty()
     )
     # The next chunk's lines are made while this one is written.
-    for text in prefetched(iter(texts), name="accoil-lines"):
+    for text in prefetched(texts, name="accoil-lines"):
         fh.write(text)
         fh.flush()  # a chunk at a time, as it comes (to a pipe, too)
 
@@ -154,7 +153,7 @@ def opened(path: Path) -> Iterator[IO[bytes]]:
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    if path.is_symlink() or (path.exists() and not path.is_file()):
+    if _in_place(path):
         with open(path, "wb") as fh:
             yield fh
         return
@@ -169,3 +168,10 @@ def opened(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def _in_place(path: Path) -> bool:
+    """Whether ``path`` is written where it is, not through a file beside it: standard
+    output, or something that exists and is not a regular file (a device, a named pipe,
+    a symbolic link)."""
+    return is_stdout(path) or path.is_symlink() or (path.exists() and not path.is_file())
