@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -102,7 +101,7 @@ def _write_lines(
     )
     # The next chunk's lines are made while this one is written.
     for text in prefetched(texts, name="accoil-lines"):
-        fh.write(text)
+        _write_all(fh, text)
         fh.flush()  # a chunk at a time, as it comes (to a pipe, too)
 
 
@@ -114,7 +113,23 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> None:
         while os.copy_file_range(source.fileno(), target.fileno(), 1 << 30):
             pass
     except (AttributeError, OSError):  # not Linux, or not between two files here
-        shutil.copyfileobj(source, target, 16 << 20)
+        while block := source.read(16 << 20):
+            _write_all(target, block)
+
+
+def _write_all(fh: IO[bytes], data: bytes | memoryview) -> None:
+    """Write every byte of ``data``, or raise.
+
+    A buffered file's ``write`` can take fewer bytes than it was given and raise
+    nothing: the reader of a pipe went away in the middle of it (``| head``), or the
+    disk filled up. The rest would be lost without a word; writing it raises the error.
+    """
+    view = memoryview(data).cast("B")
+    while view:
+        written = fh.write(view)
+        if not written:
+            raise OSError(f"{getattr(fh, 'name', 'the output')}: nothing could be written")
+        view = view[written:]
 
 
 def write_quarantine(quarantine: pl.DataFrame, path: str | Path) -> Path:
@@ -129,7 +144,7 @@ def write_report(report: dict[str, Any], path: str | Path) -> Path:
     """Write the JSON report (``-``: standard output)."""
     path = Path(path)
     with opened(path) as fh:
-        fh.write((json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        _write_all(fh, (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return path
 
 

@@ -3,7 +3,9 @@ quarantine and the JSON report."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +118,29 @@ def test_calls_known_last_can_be_written_first(
         assert capfdbinary.readouterr().out.decode().splitlines() == expected
     else:
         assert made == [0, 1, 2]
+
+
+class ShortWrites(io.BytesIO):
+    """A buffered file whose ``write`` takes at most 100 bytes and says so, as Python's
+    buffered stdout does when the reader of a pipe goes away in the middle of a write."""
+
+    def write(self, data: Any) -> int:
+        return super().write(memoryview(data)[:100])
+
+
+@pytest.mark.parametrize("fmt", ["stream", "v2"])
+def test_a_write_that_takes_fewer_bytes_is_finished(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    sink = ShortWrites()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(sink))
+    tracks = calls(*[("track", f'{{"n":{i}}}') for i in range(50)])
+    first = None if fmt == "stream" else (lambda: FRAME.head(2))
+    write_dry_run([tracks], "-", first=first)
+    head = [] if first is None else dry_run_lines(FRAME.head(2)).to_list()
+    assert sink.getvalue().decode().splitlines() == [*head, *dry_run_lines(tracks)]
+    write_report({"rows_read": 1, "note": "x" * 500}, "-")
+    assert sink.getvalue().decode().endswith('"note": "' + "x" * 500 + '"\n}\n')
 
 
 def test_quarantine_and_report_files(tmp_path: Path) -> None:
